@@ -1,0 +1,114 @@
+// pybind11 declarations of the engine: conversions only, no logic.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <memory>
+
+#include "tda/api.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// Shared so a token outlives the call that polls it.
+struct CancelToken {
+  std::shared_ptr<std::atomic<bool>> flag = std::make_shared<std::atomic<bool>>(false);
+};
+
+using Points = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel) {
+  tda::Monitor::ProgressFn fn;
+  if (!progress.is_none()) {
+    fn = [progress](double fraction) {
+      py::gil_scoped_acquire gil;
+      progress(fraction);
+    };
+  }
+  return tda::Monitor(std::move(fn), cancel ? cancel->flag.get() : nullptr);
+}
+
+tda::RipsRequest make_request(tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
+                              std::size_t memory_limit) {
+  tda::RipsRequest r;
+  r.maxdim = maxdim;
+  r.threshold = static_cast<tda::value_t>(threshold);
+  r.modulus = coeff;
+  r.n_threads = n_threads;
+  r.memory_limit = memory_limit;
+  return r;
+}
+
+py::dict to_python(const tda::RipsResult& result) {
+  py::list diagrams;
+  for (const auto& diagram : result.diagrams) {
+    py::array_t<double> pairs({static_cast<py::ssize_t>(diagram.size()), py::ssize_t(2)});
+    auto view = pairs.mutable_unchecked<2>();
+    for (std::size_t i = 0; i < diagram.size(); ++i) {
+      view(i, 0) = diagram[i].first;
+      view(i, 1) = diagram[i].second;
+    }
+    diagrams.append(pairs);
+  }
+  py::dict out;
+  out["diagrams"] = diagrams;
+  out["sparse"] = result.sparse;
+  out["threshold"] = static_cast<double>(result.threshold);
+  out["estimated_bytes"] = result.estimated_bytes;
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "tda-ray persistent-homology engine (Vietoris-Rips persistent cohomology)";
+
+  py::register_exception<tda::InputError>(m, "InputError", PyExc_ValueError);
+  py::register_exception<tda::MemoryLimitExceeded>(m, "MemoryLimitError", PyExc_ValueError);
+  py::register_exception<tda::Cancelled>(m, "Cancelled", PyExc_RuntimeError);
+
+  py::class_<CancelToken>(m, "CancelToken", "Cancels a running computation from any thread.")
+      .def(py::init<>())
+      .def("cancel", [](CancelToken& t) { t.flag->store(true); })
+      .def_property_readonly("cancelled", [](const CancelToken& t) { return t.flag->load(); });
+
+  m.def("default_memory_limit", &tda::default_memory_limit, "Default memory budget of a run, in bytes.");
+
+  m.def(
+      "rips_from_points",
+      [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+        if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
+        auto monitor = make_monitor(progress, cancel);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit);
+        tda::RipsResult result;
+        {
+          py::gil_scoped_release nogil;
+          result = tda::rips_from_points(points.data(), points.shape(0), points.shape(1), request, monitor);
+        }
+        return to_python(result);
+      },
+      py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
+      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
+
+  m.def(
+      "rips_from_lower_distances",
+      [](Points lower, tda::index_t n, tda::index_t maxdim, double threshold, tda::coefficient_t coeff,
+         int n_threads, std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+        if (lower.ndim() != 1 || lower.shape(0) != n * (n - 1) / 2)
+          throw tda::InputError("the lower triangle must hold n(n-1)/2 distances");
+        auto monitor = make_monitor(progress, cancel);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit);
+        tda::RipsResult result;
+        {
+          py::gil_scoped_release nogil;
+          result = tda::rips_from_lower_distances(lower.data(), n, request, monitor);
+        }
+        return to_python(result);
+      },
+      py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"),
+      py::arg("n_threads"), py::arg("memory_limit"), py::arg("progress") = py::none(),
+      py::arg("cancel") = nullptr);
+}

@@ -1,0 +1,40 @@
+// Entry points of the engine: validate a request, choose the distance matrix
+// kind, check the memory budget, run the reduction.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <vector>
+
+#include "tda/core.hpp"
+#include "tda/rips.hpp"
+
+namespace tda {
+
+struct RipsRequest {
+  index_t maxdim = 1;
+  value_t threshold = infinity;  // infinity: the full filtration
+  coefficient_t modulus = 2;
+  int n_threads = 1;
+  std::size_t memory_limit = 0;  // bytes; 0: default_memory_limit()
+};
+
+struct RipsResult {
+  std::vector<Diagram> diagrams;  // index = homology dimension
+  bool sparse = false;            // which distance matrix kind ran
+  value_t threshold = infinity;   // the threshold the reduction used
+  std::size_t estimated_bytes = 0;
+};
+
+// A share of the memory this process can still use (MemAvailable, or the
+// cgroup's remaining allowance where lower).
+std::size_t default_memory_limit();
+
+// Points: n x d, row-major.
+RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
+                            Monitor& monitor);
+
+// Lower triangle of a distance matrix, row by row: d(1,0), d(2,0), d(2,1), ...
+RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor);
+
+}  // namespace tda

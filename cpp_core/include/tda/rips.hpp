@@ -1,0 +1,164 @@
+// Persistent cohomology of the Vietoris–Rips filtration.
+//
+// The method follows the Ripser line of work (U. Bauer, "Ripser: efficient
+// computation of Vietoris–Rips persistence barcodes", 2021): simplices are
+// named by their index in the combinatorial number system and never stored
+// with their boundaries; coboundary columns are enumerated on the fly and
+// reduced in reverse filtration order with clearing; zero-persistence
+// apparent pairs are skipped and re-derived when needed; emergent pairs are
+// recognised before a column's coboundary is enumerated in full.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "tda/core.hpp"
+#include "tda/distance.hpp"
+#include "tda/pivot_map.hpp"
+
+namespace tda {
+
+using Diagram = std::vector<std::pair<value_t, value_t>>;
+
+// Reduced columns of the V matrix (the simplices added to each column),
+// stored one after another.
+class ReductionMatrix {
+ public:
+  void start_column() { bounds_.push_back(entries_.size()); }
+  void push(const DiameterEntry& e) { entries_.push_back(e); }
+  const DiameterEntry* begin(std::size_t col) const { return entries_.data() + bounds_[col]; }
+  const DiameterEntry* end(std::size_t col) const {
+    return entries_.data() + (col + 1 < bounds_.size() ? bounds_[col + 1] : entries_.size());
+  }
+  std::size_t bytes() const {
+    return entries_.capacity() * sizeof(DiameterEntry) + bounds_.capacity() * sizeof(std::size_t);
+  }
+
+ private:
+  std::vector<std::size_t> bounds_;
+  std::vector<DiameterEntry> entries_;
+};
+
+// Orders a max-heap so that its top is the pivot of a coboundary column: the
+// cofacet earliest in the filtration (smallest diameter, then largest index).
+struct PivotOrder {
+  bool operator()(const DiameterEntry& a, const DiameterEntry& b) const {
+    return a.diameter > b.diameter || (a.diameter == b.diameter && a.index < b.index);
+  }
+};
+
+// A binary heap that keeps its storage between columns.
+class WorkingColumn {
+ public:
+  bool empty() const { return heap_.empty(); }
+  const DiameterEntry& top() const { return heap_.front(); }
+  void push(const DiameterEntry& e) {
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end(), PivotOrder());
+  }
+  void pop() {
+    std::pop_heap(heap_.begin(), heap_.end(), PivotOrder());
+    heap_.pop_back();
+  }
+  void clear() { heap_.clear(); }
+  // Bulk insertion: one heapify instead of one sift per entry.
+  template <class It>
+  void assign(It first, It last) {
+    heap_.assign(first, last);
+    std::make_heap(heap_.begin(), heap_.end(), PivotOrder());
+  }
+
+ private:
+  std::vector<DiameterEntry> heap_;
+};
+
+struct RipsOptions {
+  index_t maxdim = 1;
+  value_t threshold = infinity;  // simplices with diameter <= threshold enter
+  coefficient_t modulus = 2;
+  int n_threads = 1;
+};
+
+template <class DistanceMatrix>
+class CoboundaryEnumerator;
+
+template <class DistanceMatrix>
+class RipsPersistence {
+ public:
+  RipsPersistence(const DistanceMatrix& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget);
+
+  // Diagrams for dimensions 0..maxdim; zero-persistence pairs are omitted.
+  std::vector<Diagram> compute();
+
+  // --- vocabulary shared with the coboundary enumerators ---
+  index_t n() const { return n_; }
+  const DistanceMatrix& dist() const { return dist_; }
+  const BinomialTable& binomial() const { return binomial_; }
+  value_t threshold() const { return threshold_; }
+
+  // Vertices of a simplex, in decreasing order.
+  void vertices_of(index_t index, index_t dim, index_t* out) const;
+  value_t diameter_of(index_t index, index_t dim) const;
+
+ private:
+  friend class CoboundaryEnumerator<DistanceMatrix>;
+  using Enumerator = CoboundaryEnumerator<DistanceMatrix>;
+
+  index_t max_vertex(index_t index, index_t k, index_t top) const;
+
+  // A simplex whose vertices (decreasing) are already known.
+  struct SimplexView {
+    value_t diameter;
+    index_t index;
+    index_t dim;
+    const index_t* vertices;
+  };
+  struct Cofacet {
+    DiameterEntry entry;  // index -1: none
+    index_t vertex;       // the vertex added
+  };
+  struct Facet {
+    DiameterEntry entry;  // index -1: none
+    index_t removed;      // position (in decreasing order) of the vertex removed
+  };
+
+  // The cofacet of a simplex that would be its unreduced pivot when it has
+  // the same diameter (the first of equal diameter in decreasing index).
+  Cofacet zero_pivot_cofacet(const SimplexView& s) const;
+  // The youngest facet with the same diameter (smallest index); its
+  // coefficient is the sign of the simplex in the facet's coboundary.
+  Facet zero_pivot_facet(const SimplexView& s) const;
+  // Partners in zero-persistence apparent pairs, or index -1.
+  DiameterEntry zero_apparent_cofacet(const SimplexView& s) const;
+  DiameterEntry zero_apparent_facet(const SimplexView& s) const;
+  DiameterEntry zero_apparent_facet(const DiameterIndex& simplex, index_t dim) const;
+
+  void compute_dim_0(Diagram& diagram, std::vector<DiameterIndex>& edges, std::vector<DiameterIndex>& columns);
+  void compute_pairs(const std::vector<DiameterIndex>& columns, PivotMap& pivots, index_t dim, Diagram& diagram);
+  void assemble_columns(std::vector<DiameterIndex>& simplices, std::vector<DiameterIndex>& columns,
+                        const PivotMap& pivots, index_t dim);
+
+  DiameterEntry init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary,
+                                              index_t dim, const PivotMap& pivots, Enumerator& cofacets,
+                                              std::vector<DiameterEntry>& scratch) const;
+  void add_simplex_coboundary(const DiameterEntry& simplex, index_t dim, WorkingColumn& reduction,
+                              WorkingColumn& coboundary, Enumerator& cofacets) const;
+  DiameterEntry pop_pivot(WorkingColumn& column) const;
+  DiameterEntry get_pivot(WorkingColumn& column) const;
+
+  std::vector<DiameterIndex> edges() const;
+  double progress_of(index_t dim, double fraction) const {
+    return (double(dim) + fraction) / double(options_.maxdim + 1);
+  }
+
+  const DistanceMatrix& dist_;
+  RipsOptions options_;
+  index_t n_;
+  value_t threshold_;
+  BinomialTable binomial_;
+  PrimeField field_;
+  Monitor& monitor_;
+  MemoryBudget& budget_;
+};
+
+}  // namespace tda

@@ -1,0 +1,286 @@
+#include "tda/api.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "coboundary.hpp"
+
+namespace tda {
+
+namespace {
+
+// Share of the available memory a run may take by default: leaves room for
+// the interpreter, the caller's arrays and the other processes of a node.
+constexpr double kDefaultMemoryShare = 0.8;
+// Below this edge density a thresholded complex runs on neighbour lists.
+constexpr double kSparseDensity = 0.3;
+
+bool is_prime(coefficient_t p) {
+  if (p < 2) return false;
+  for (std::uint64_t f = 2; f * f <= p; ++f)
+    if (p % f == 0) return false;
+  return true;
+}
+
+// C(n, k) in double, enough to compare against a byte budget.
+double binomial_estimate(double n, index_t k) {
+  if (k < 0 || n < k) return 0;
+  double r = 1;
+  for (index_t i = 1; i <= k; ++i) r = r * (n - k + i) / i;
+  return r;
+}
+
+bool binomial_fits(index_t n, index_t k) {
+  // C(n, k) < 2^63, computed incrementally in 128 bits.
+  if (k > n) return true;
+  k = std::min(k, n - k);
+  unsigned __int128 r = 1;
+  for (index_t i = 1; i <= k; ++i) {
+    r = r * static_cast<unsigned __int128>(n - k + i) / i;
+    if (r >= (static_cast<unsigned __int128>(1) << 63)) return false;
+  }
+  return true;
+}
+
+std::string mib(double bytes) {
+  std::ostringstream out;
+  out.precision(1);
+  out << std::fixed << bytes / double(1 << 20) << " MiB";
+  return out.str();
+}
+
+void validate(index_t n, const RipsRequest& r) {
+  if (n < 1) throw InputError("the input is empty: at least one point is needed");
+  if (n >= (index_t(1) << 31)) throw InputError("more than 2^31 - 1 points are not supported");
+  if (r.maxdim < 0) throw InputError("maxdim must be non-negative");
+  if (!is_prime(r.modulus)) throw InputError("coeff must be a prime number");
+  if (std::isnan(r.threshold) || r.threshold < 0) throw InputError("threshold must be a non-negative number");
+  if (r.n_threads < 1) throw InputError("n_threads must be at least 1");
+}
+
+// Homology above dimension n - 2 vanishes, so larger maxdim computes nothing
+// new; capping it keeps the binomial table and the index range small.
+index_t effective_maxdim(index_t n, index_t maxdim) { return std::min<index_t>(maxdim, std::max<index_t>(n - 2, 0)); }
+
+void check_index_range(index_t n, index_t maxdim) {
+  if (maxdim + 2 > kMaxVertices)
+    throw InputError("maxdim " + std::to_string(maxdim) + " is above the supported " +
+                     std::to_string(kMaxVertices - 2));
+  if (!binomial_fits(n, maxdim + 2))
+    throw InputError("simplex indices overflow 64 bits for n=" + std::to_string(n) +
+                     " points at maxdim=" + std::to_string(maxdim) + "; lower maxdim or use fewer points");
+}
+
+// Simplices of dimension `dim` (dim + 1 vertices) within the threshold, each
+// counted once from its top vertex: sum over v of C(lower degree of v, dim) is
+// an upper bound; an exact count by clique enumeration refines it when the
+// bound is over budget, stopping as soon as the budget is exceeded.
+class SimplexCounter {
+ public:
+  explicit SimplexCounter(std::vector<std::vector<std::int32_t>>&& lower_neighbors)
+      : lower_(std::move(lower_neighbors)) {}
+
+  // Exact count of simplices with `dim` + 1 vertices, or a value above `cap`.
+  double count(index_t dim, double cap, const Monitor& monitor) const {
+    double total = 0;
+    std::vector<std::int32_t> scratch;
+    for (std::size_t v = 0; v < lower_.size() && total <= cap; ++v) {
+      if ((v & 255) == 0 && monitor.cancel_requested()) throw Cancelled();
+      total += cliques(lower_[v], dim, cap - total);
+    }
+    return total;
+  }
+
+ private:
+  // Cliques of `size` more vertices drawn from `candidates` (sorted).
+  double cliques(const std::vector<std::int32_t>& candidates, index_t size, double cap) const {
+    if (size == 0) return 1;
+    if (size == 1) return double(candidates.size());
+    double total = 0;
+    std::vector<std::int32_t> next;
+    for (std::size_t i = 0; i < candidates.size() && total <= cap; ++i) {
+      const auto& nb = lower_[candidates[i]];
+      next.clear();
+      std::set_intersection(candidates.begin(), candidates.begin() + i, nb.begin(), nb.end(),
+                            std::back_inserter(next));
+      if (index_t(next.size()) >= size - 1) total += cliques(next, size - 1, cap - total);
+    }
+    return total;
+  }
+
+  std::vector<std::vector<std::int32_t>> lower_;
+};
+
+std::vector<std::size_t> lower_degrees(const DenseDistanceMatrix& dist, value_t threshold) {
+  std::vector<std::size_t> degree(dist.size(), 0);
+  for (index_t i = 1; i < dist.size(); ++i)
+    for (index_t j = 0; j < i; ++j) degree[i] += dist.below(i, j) <= threshold;
+  return degree;
+}
+
+std::vector<std::size_t> lower_degrees(const SparseDistanceMatrix& dist, value_t) {
+  std::vector<std::size_t> degree(dist.size(), 0);
+  for (index_t i = 0; i < dist.size(); ++i)
+    for (const Neighbor* nb = dist.begin(i); nb != dist.end(i) && nb->vertex < i; ++nb) ++degree[i];
+  return degree;
+}
+
+double upper_bound(const std::vector<std::size_t>& degree, index_t dim) {
+  double total = 0;
+  for (std::size_t d : degree) total += binomial_estimate(double(d), dim);
+  return total;
+}
+
+SimplexCounter counter_for(const DenseDistanceMatrix& dist, value_t threshold) {
+  std::vector<std::vector<std::int32_t>> lower(dist.size());
+  for (index_t i = 1; i < dist.size(); ++i)
+    for (index_t j = 0; j < i; ++j)
+      if (dist.below(i, j) <= threshold) lower[i].push_back(std::int32_t(j));
+  return SimplexCounter(std::move(lower));
+}
+
+SimplexCounter counter_for(const SparseDistanceMatrix& dist, value_t) {
+  std::vector<std::vector<std::int32_t>> lower(dist.size());
+  for (index_t i = 0; i < dist.size(); ++i)
+    for (const Neighbor* nb = dist.begin(i); nb != dist.end(i) && nb->vertex < i; ++nb) lower[i].push_back(nb->vertex);
+  return SimplexCounter(std::move(lower));
+}
+
+// Refuses, before any reduction, a run whose simplex lists cannot fit: the
+// columns of dimension maxdim and the simplices of dimension maxdim - 1 are
+// the largest arrays the reduction holds.
+template <class D>
+std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const MemoryBudget& budget,
+                         const Monitor& monitor) {
+  if (maxdim < 2) return budget.used();
+  const double room = double(budget.limit()) - double(budget.used());
+  const double per_simplex = sizeof(DiameterIndex);
+  // Cheap bound first from the degrees alone.
+  const std::vector<std::size_t> degree = lower_degrees(dist, threshold);
+  double estimate = per_simplex * (upper_bound(degree, maxdim) + upper_bound(degree, maxdim - 1));
+  if (estimate > room) {
+    SimplexCounter counter = counter_for(dist, threshold);
+    const double top = counter.count(maxdim, room / per_simplex, monitor);
+    const double below = top * per_simplex > room ? 0 : counter.count(maxdim - 1, room / per_simplex, monitor);
+    estimate = per_simplex * (top + below);
+    if (estimate > room)
+      throw MemoryLimitExceeded("the complex has too many simplices for the memory limit: its simplices of dimension " +
+                                std::to_string(maxdim) + " alone need more than " + mib(room) +
+                                " (limit " + mib(double(budget.limit())) +
+                                "); lower the threshold or maxdim, or use fewer points");
+  }
+  return budget.used() + static_cast<std::size_t>(estimate);
+}
+
+template <class D>
+RipsResult run(const D& dist, const RipsRequest& request, index_t maxdim, value_t threshold, Monitor& monitor,
+               MemoryBudget& budget, bool sparse) {
+  RipsResult result;
+  result.sparse = sparse;
+  result.threshold = threshold;
+  result.estimated_bytes = check_budget(dist, threshold, maxdim, budget, monitor);
+  RipsOptions options;
+  options.maxdim = maxdim;
+  options.threshold = threshold;
+  options.modulus = request.modulus;
+  options.n_threads = request.n_threads;
+  RipsPersistence<D> engine(dist, options, monitor, budget);
+  result.diagrams = engine.compute();
+  result.diagrams.resize(request.maxdim + 1);
+  return result;
+}
+
+// Dense matrix in hand: pick the threshold and the matrix kind, then run.
+RipsResult run_dense(DenseDistanceMatrix&& dist, const RipsRequest& request, Monitor& monitor,
+                     MemoryBudget& budget) {
+  const index_t n = dist.size();
+  const index_t maxdim = effective_maxdim(n, request.maxdim);
+  // Beyond the enclosing radius every complex is a cone: no class is born
+  // after it and all finite classes die by it, so it bounds the filtration
+  // without changing any diagram.
+  const value_t threshold = std::min(request.threshold, enclosing_radius(dist));
+  if (request.threshold < infinity && n > 2) {
+    const double pairs = double(n) * (n - 1) / 2;
+    if (double(count_edges(dist, threshold)) < kSparseDensity * pairs) {
+      SparseDistanceMatrix sparse = sparse_from_dense(dist, threshold, budget);
+      budget.release(dist.bytes());
+      dist.free_storage();
+      return run(sparse, request, maxdim, threshold, monitor, budget, true);
+    }
+  }
+  return run(dist, request, maxdim, threshold, monitor, budget, false);
+}
+
+std::size_t meminfo_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::size_t value = 0;
+  std::string unit;
+  while (in >> key >> value >> unit)
+    if (key == "MemAvailable:") return value * 1024;
+  return 0;
+}
+
+std::size_t cgroup_remaining() {
+  std::ifstream max_file("/sys/fs/cgroup/memory.max");
+  std::string max_text;
+  if (!(max_file >> max_text) || max_text == "max") return 0;
+  std::ifstream current_file("/sys/fs/cgroup/memory.current");
+  std::size_t current = 0;
+  current_file >> current;
+  const std::size_t limit = std::stoull(max_text);
+  return limit > current ? limit - current : 1;
+}
+
+}  // namespace
+
+std::size_t default_memory_limit() {
+  std::size_t available = meminfo_available();
+  const std::size_t cgroup = cgroup_remaining();
+  if (cgroup && (!available || cgroup < available)) available = cgroup;
+  if (!available) available = std::size_t(4) << 30;
+  return static_cast<std::size_t>(double(available) * kDefaultMemoryShare);
+}
+
+RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
+                            Monitor& monitor) {
+  validate(n, request);
+  if (d < 1) throw InputError("points need at least one coordinate");
+  check_index_range(n, effective_maxdim(n, request.maxdim));
+  MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  const double dense_bytes = double(n) * (n - 1) / 2 * sizeof(value_t);
+  // A thresholded cloud too large for a dense matrix goes straight to
+  // neighbour lists; otherwise the dense matrix also yields the enclosing
+  // radius, which can tighten the threshold.
+  if (request.threshold < infinity && dense_bytes > 0.25 * double(budget.limit())) {
+    SparseDistanceMatrix sparse = sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
+    if (monitor.cancel_requested()) throw Cancelled();
+    return run(sparse, request, effective_maxdim(n, request.maxdim), request.threshold, monitor, budget, true);
+  }
+  if (dense_bytes > double(budget.limit()))
+    throw MemoryLimitExceeded("the distance matrix of " + std::to_string(n) + " points needs " + mib(dense_bytes) +
+                              ", above the memory limit of " + mib(double(budget.limit())) +
+                              "; give a threshold (sparse neighbour lists) or use fewer points");
+  DenseDistanceMatrix dist = dense_from_points(points, n, d, request.n_threads, budget, monitor);
+  if (monitor.cancel_requested()) throw Cancelled();
+  return run_dense(std::move(dist), request, monitor, budget);
+}
+
+RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor) {
+  validate(n, request);
+  check_index_range(n, effective_maxdim(n, request.maxdim));
+  MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  const std::size_t pairs = std::size_t(n) * (n - 1) / 2;
+  budget.charge(pairs * sizeof(value_t), "the distance matrix");
+  std::vector<value_t> values(pairs);
+  for (std::size_t k = 0; k < pairs; ++k) {
+    if (!(lower[k] >= 0) || std::isinf(lower[k]))
+      throw InputError("distances must be finite and non-negative (entry " + std::to_string(k) + ")");
+    values[k] = static_cast<value_t>(lower[k]);
+  }
+  return run_dense(DenseDistanceMatrix(n, std::move(values)), request, monitor, budget);
+}
+
+}  // namespace tda

@@ -1,0 +1,390 @@
+"""PyFlink DataStream job: windowed topological feature statistics.
+
+Reads finished-job results (JSON, schema ``schemas/tda_feature_result.v1.schema.json``) from Kafka topic
+``tda_feature_results``, validates each message, drops duplicate deliveries of a job, and writes per
+tumbling window (event time = the result's ``finished_at``) the number of jobs, the number of features per
+homology dimension and the total persistence per dimension, as JSON to ``tda_feature_stats`` and to the log.
+Malformed messages go to a dead-letter topic and the log; the job keeps running.
+
+Windows close when the watermark (largest finished_at seen minus the allowed out-of-orderness) passes their
+end, or, when no newer result arrives, ``idle-close`` seconds of wall clock after their end, so a quiet stream
+still reports within one window plus a few seconds. A result for a window that was already reported is
+reported again in a record with ``late: true`` that holds only the late results: sum records of one window.
+
+Run locally (embedded mini-cluster)::
+
+    flink/.venv/bin/python flink/feature_stats_job.py [--bootstrap 127.0.0.1:9092] [--window-seconds 10]
+
+On a Flink cluster::
+
+    flink run -py flink/feature_stats_job.py -pyexec /path/to/flink-venv/bin/python \
+        -pyclientexec /path/to/flink-venv/bin/python -pyFiles flink/feature_stats.py -- --bootstrap kafka:9092
+
+Every option also reads an environment variable (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common.serialization import SimpleStringSchema
+from pyflink.common.time import Time
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import (
+    CheckpointingMode,
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # feature_stats.py beside this file (local runs; a cluster gets it via -pyFiles)
+
+import feature_stats as fs  # noqa: E402
+
+LOG = logging.getLogger("tda_flink.feature_stats")
+REPO_ROOT = HERE.parent
+DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
+DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+
+
+# --- operators ---------------------------------------------------------------------------------------------
+
+
+class ParseResults(ProcessFunction):  # type: ignore[misc]
+    """JSON + schema validation; a bad message becomes a dead letter (side output), never a job failure."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._schema = schema  # shipped with the function: task managers need no copy of the schema file
+        self._parser: fs.ResultParser | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self._parser = fs.ResultParser(self._schema)
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
+        assert self._parser is not None
+        try:
+            result = self._parser.parse(value)
+        except fs.InvalidMessage as exc:
+            LOG.warning("dead letter: %s", exc)
+            yield DEAD_LETTERS, json.dumps(fs.dead_letter(value, str(exc), int(time.time() * 1000)))
+            return
+        yield (
+            result.job_id,
+            result.algorithm,
+            result.finished_at_ms,
+            list(result.n_features),
+            list(result.total_persistence),
+        )
+
+
+class FinishedAt(TimestampAssigner):  # type: ignore[misc]
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return int(value[2])
+
+
+class EmittedNow(TimestampAssigner):  # type: ignore[misc]
+    """Stats records carry the wall clock as their Kafka timestamp.
+
+    Without it they would carry the window's end (from the event-time timer): a producer clock far ahead
+    would then make the broker reject the record (message.timestamp.after.max.ms) and the sink fail the job.
+    """
+
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return int(time.time() * 1000)
+
+
+class DropDuplicates(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by job_id: the producer delivers at-least-once, so a job may arrive twice; count it once."""
+
+    def __init__(self, ttl_seconds: int) -> None:
+        self._ttl_seconds = ttl_seconds
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        desc = ValueStateDescriptor("seen", Types.BOOLEAN())
+        desc.enable_time_to_live(
+            StateTtlConfig.new_builder(Time.seconds(self._ttl_seconds))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .build()
+        )
+        self._seen = runtime_context.get_state(desc)
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
+        if self._seen.value():
+            LOG.info("duplicate delivery of job %s ignored", value[0])
+            return
+        self._seen.update(True)
+        yield value
+
+
+class WindowedStats(KeyedProcessFunction):  # type: ignore[misc]
+    """Tumbling event-time windows with a wall-clock close for quiet streams (all results share one key)."""
+
+    def __init__(self, size_ms: int, idle_close_ms: int, emitted_retention_ms: int) -> None:
+        self._size = size_ms
+        self._idle_close = idle_close_ms
+        self._retention = emitted_retention_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        # window start -> (WindowStats state tuple, wall-clock deadline ms, late flag)
+        self._open = runtime_context.get_map_state(
+            MapStateDescriptor("open-windows", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
+        )
+        # window start -> wall-clock ms it was reported; marks later results for it as late
+        self._reported = runtime_context.get_map_state(MapStateDescriptor("reported", Types.LONG(), Types.LONG()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+        job_id, algorithm, ts, n_features, persistence = value
+        timers = ctx.timer_service()
+        start = fs.window_start_ms(int(ts), self._size)
+        end = start + self._size
+        entry = self._open.get(start)
+        if entry is None:
+            now = timers.current_processing_time()
+            late = self._reported.contains(start) or end - 1 <= timers.current_watermark()
+            stats = fs.WindowStats(start, end)
+            deadline = max(end, now) + self._idle_close
+            timers.register_event_time_timer(end - 1)
+            timers.register_processing_time_timer(deadline)
+        else:
+            state, deadline, late = entry
+            stats = fs.WindowStats.from_state(state)
+        stats.add(fs.FeatureResult(job_id, algorithm, int(ts), tuple(n_features), tuple(persistence)))
+        self._open.put(start, (stats.to_state(), deadline, late))
+        return []
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[str]:
+        timers = ctx.timer_service()
+        watermark = timers.current_watermark()
+        now = timers.current_processing_time()
+        due = sorted(
+            start
+            for start, (_, deadline, _) in self._open.items()
+            if start + self._size - 1 <= watermark or deadline <= now
+        )
+        for start in due:
+            state, _, late = self._open.get(start)
+            self._open.remove(start)
+            self._reported.put(start, now)
+            record = fs.WindowStats.from_state(state).to_record(late=late, emitted_at_ms=now)
+            yield json.dumps(record, separators=(",", ":"))
+        stale = [start for start, at in self._reported.items() if at < now - self._retention]
+        for start in stale:
+            self._reported.remove(start)
+
+
+# --- wiring --------------------------------------------------------------------------------------------------
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Windowed topological feature statistics: tda_feature_results -> tda_feature_stats.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("--bootstrap", default=_env("TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                    help="Kafka bootstrap servers [TDA_KAFKA_BOOTSTRAP]")  # fmt: skip
+    ap.add_argument("--input-topic", default=_env("TDA_FLINK_INPUT_TOPIC", "tda_feature_results"),
+                    help="[TDA_FLINK_INPUT_TOPIC]")  # fmt: skip
+    ap.add_argument("--output-topic", default=_env("TDA_FLINK_OUTPUT_TOPIC", "tda_feature_stats"),
+                    help="[TDA_FLINK_OUTPUT_TOPIC]")  # fmt: skip
+    ap.add_argument("--dead-letter-topic", default=_env("TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq"),
+                    help="topic for malformed messages; empty: log only [TDA_FLINK_DEAD_LETTER_TOPIC]")  # fmt: skip
+    ap.add_argument("--group-id", default=_env("TDA_FLINK_GROUP_ID", "tda-flink-feature-stats"),
+                    help="consumer group whose committed offsets a restart resumes from [TDA_FLINK_GROUP_ID]")  # fmt: skip
+    ap.add_argument("--window-seconds", type=float, default=float(_env("TDA_FLINK_WINDOW_SECONDS", "10")),
+                    help="tumbling window size [TDA_FLINK_WINDOW_SECONDS]")  # fmt: skip
+    ap.add_argument("--out-of-orderness-seconds", type=float,
+                    default=float(_env("TDA_FLINK_OUT_OF_ORDERNESS_SECONDS", "2")),
+                    help="how far finished_at may run behind the newest one seen [TDA_FLINK_OUT_OF_ORDERNESS_SECONDS]")  # fmt: skip
+    ap.add_argument("--idle-close-seconds", type=float, default=float(_env("TDA_FLINK_IDLE_CLOSE_SECONDS", "2")),
+                    help="wall-clock wait after a window's end before it is reported without a newer result "
+                         "[TDA_FLINK_IDLE_CLOSE_SECONDS]")  # fmt: skip
+    ap.add_argument("--dedup-ttl-seconds", type=int, default=int(_env("TDA_FLINK_DEDUP_TTL_SECONDS", "3600")),
+                    help="how long a job_id is remembered to drop duplicate deliveries; 0 disables "
+                         "[TDA_FLINK_DEDUP_TTL_SECONDS]")  # fmt: skip
+    ap.add_argument("--checkpoint-interval-seconds", type=float,
+                    default=float(_env("TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS", "5")),
+                    help="checkpoints commit the consumed offsets to Kafka [TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS]")  # fmt: skip
+    ap.add_argument("--checkpoint-dir", default=_env("TDA_FLINK_CHECKPOINT_DIR", ""),
+                    help="durable checkpoint storage URI (file:///..., s3://...); empty: job manager memory "
+                         "[TDA_FLINK_CHECKPOINT_DIR]")  # fmt: skip
+    ap.add_argument("--starting-offsets", choices=("committed", "earliest", "latest"),
+                    default=_env("TDA_FLINK_STARTING_OFFSETS", "committed"),
+                    help="committed: the group's offsets, earliest where it has none [TDA_FLINK_STARTING_OFFSETS]")  # fmt: skip
+    ap.add_argument("--bounded", action="store_true",
+                    help="stop at the latest offsets seen at start (backfills, tests); reports every window")  # fmt: skip
+    ap.add_argument("--parallelism", type=int, default=int(_env("TDA_FLINK_PARALLELISM", "1")),
+                    help="[TDA_FLINK_PARALLELISM]")  # fmt: skip
+    ap.add_argument("--schema", default=_env("TDA_FLINK_SCHEMA", str(fs.DEFAULT_SCHEMA_PATH)),
+                    help="JSON Schema of the input messages [TDA_FLINK_SCHEMA]")  # fmt: skip
+    ap.add_argument("--jars", default=_env("TDA_FLINK_JARS", DEFAULT_JAR_GLOB),
+                    help="glob of connector jars (make flink-jars) [TDA_FLINK_JARS]")  # fmt: skip
+    ap.add_argument("--python-executable", default=_env("TDA_FLINK_PYTHON", ""),
+                    help="interpreter of the Python workers; default: this one when run locally, "
+                         "-pyexec under `flink run` [TDA_FLINK_PYTHON]")  # fmt: skip
+    ap.add_argument("--no-create-topics", action="store_true",
+                    help="do not create missing output/dead-letter topics at start")  # fmt: skip
+    ap.add_argument("--log-level", default=_env("TDA_FLINK_LOG_LEVEL", "INFO"), help="[TDA_FLINK_LOG_LEVEL]")
+    args = ap.parse_args(argv)
+    for name in ("window_seconds", "idle_close_seconds", "checkpoint_interval_seconds"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be > 0")
+    if args.out_of_orderness_seconds < 0 or args.dedup_ttl_seconds < 0:
+        ap.error("--out-of-orderness-seconds and --dedup-ttl-seconds must be >= 0")
+    if args.parallelism < 1:
+        ap.error("--parallelism must be >= 1")
+    return args
+
+
+def _jar_urls(pattern: str) -> list[str]:
+    jars = sorted(glob.glob(pattern))
+    if not jars:
+        raise FileNotFoundError(f"no connector jar matches {pattern}; run `make flink-jars`")
+    return [Path(j).resolve().as_uri() for j in jars]
+
+
+def create_topics(bootstrap: str, topics: list[str]) -> None:
+    """Create the job's output topics if missing (the broker may refuse auto-creation)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tda-flink-admin", request_timeout_ms=30000)
+    try:
+        missing = [t for t in topics if t not in set(admin.list_topics())]
+        for topic in missing:
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+                LOG.info("created topic %s", topic)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
+    config = Configuration()
+    # Offsets are committed to the consumer group when a checkpoint completes; a restarted job resumes there.
+    config.set_string("execution.checkpointing.interval", f"{int(args.checkpoint_interval_seconds * 1000)}ms")
+    if args.checkpoint_dir:
+        config.set_string("execution.checkpointing.dir", args.checkpoint_dir)
+    # Small bundles: a Python operator otherwise holds records up to 1 s before processing them.
+    config.set_string("python.fn-execution.bundle.time", "200")
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(args.parallelism)
+    env.enable_checkpointing(int(args.checkpoint_interval_seconds * 1000), CheckpointingMode.EXACTLY_ONCE)
+    env.add_jars(*_jar_urls(args.jars))
+    env.add_python_file(str(HERE / "feature_stats.py"))
+    python = args.python_executable
+    if not python and "PYFLINK_GATEWAY_PORT" not in os.environ:
+        python = sys.executable  # embedded mini-cluster: workers use this venv (under `flink run`, -pyexec)
+    if python:
+        env.set_python_executable(python)
+
+    schema = fs.load_schema(args.schema)
+    fs.ResultParser(schema)  # fail at submission on a broken schema
+
+    if args.starting_offsets == "committed":
+        start = KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+    elif args.starting_offsets == "earliest":
+        start = KafkaOffsetsInitializer.earliest()
+    else:
+        start = KafkaOffsetsInitializer.latest()
+    source_builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(args.bootstrap)
+        .set_topics(args.input_topic)
+        .set_group_id(args.group_id)
+        .set_starting_offsets(start)
+        .set_value_only_deserializer(SimpleStringSchema())
+        .set_property("commit.offsets.on.checkpoint", "true")
+        # The input topic may be created after the job starts: look for (new) partitions every 5 s.
+        .set_property("partition.discovery.interval.ms", "5000")
+    )
+    if args.bounded:
+        source_builder = source_builder.set_bounded(KafkaOffsetsInitializer.latest())
+    raw = env.from_source(source_builder.build(), WatermarkStrategy.no_watermarks(), "tda_feature_results")
+
+    parsed = raw.process(ParseResults(schema)).name("parse+validate")
+    timed = parsed.assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(int(args.out_of_orderness_seconds * 1000)))
+        .with_timestamp_assigner(FinishedAt())
+    )
+    if args.dedup_ttl_seconds > 0:
+        timed = timed.key_by(lambda r: r[0], key_type=Types.STRING()).process(DropDuplicates(args.dedup_ttl_seconds))
+    stats = (
+        timed.key_by(lambda r: 0, key_type=Types.INT())
+        .process(
+            WindowedStats(
+                size_ms=int(args.window_seconds * 1000),
+                idle_close_ms=int(args.idle_close_seconds * 1000),
+                emitted_retention_ms=max(3600_000, int(args.window_seconds * 1000) * 10),
+            ),
+            output_type=Types.STRING(),
+        )
+        .name("windowed-stats")
+        .assign_timestamps_and_watermarks(WatermarkStrategy.no_watermarks().with_timestamp_assigner(EmittedNow()))
+    )
+    stats.sink_to(_kafka_sink(args.bootstrap, args.output_topic)).name("tda_feature_stats")
+    stats.print("tda_feature_stats")  # the log sink: task manager stdout (the console when run locally)
+
+    dead = parsed.get_side_output(DEAD_LETTERS)
+    if args.dead_letter_topic:
+        dead.sink_to(_kafka_sink(args.bootstrap, args.dead_letter_topic)).name("dead-letters")
+    dead.print("dead_letter")
+    return env
+
+
+def _kafka_sink(bootstrap: str, topic: str) -> KafkaSink:
+    return (
+        KafkaSink.builder()
+        .set_bootstrap_servers(bootstrap)
+        .set_record_serializer(
+            KafkaRecordSerializationSchema.builder()
+            .set_topic(topic)
+            .set_value_serialization_schema(SimpleStringSchema())
+            .build()
+        )
+        # Flushed on every checkpoint; transactions (exactly-once) would add a checkpoint of latency.
+        .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+        .build()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.no_create_topics:
+        create_topics(args.bootstrap, [t for t in (args.output_topic, args.dead_letter_topic) if t])
+    env = build(args)
+    LOG.info("starting: %s -> %s (window %.3gs)", args.input_topic, args.output_topic, args.window_seconds)
+    env.execute("tda-feature-stats")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""tda-ray: persistent homology (Vietoris–Rips) with a C++ engine, served and scaled out with Ray.
+
+Heavy pieces load on first use, so ``import tda_ray`` (and the client and CLI) stay
+light and work without Ray installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from tda_ray.engine import CancelToken, EngineCancelled, MemoryLimitError, PersistenceResult, vietoris_rips
+    from tda_ray.loaders import load
+
+__all__ = [
+    "CancelToken",
+    "EngineCancelled",
+    "MemoryLimitError",
+    "PersistenceResult",
+    "__version__",
+    "load",
+    "vietoris_rips",
+]
+
+_LAZY = {
+    "CancelToken": "tda_ray.engine",
+    "EngineCancelled": "tda_ray.engine",
+    "MemoryLimitError": "tda_ray.engine",
+    "PersistenceResult": "tda_ray.engine",
+    "vietoris_rips": "tda_ray.engine",
+    "load": "tda_ray.loaders",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tda_ray' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,274 @@
+"""Command-line interface: ``tda-ray SUBCOMMAND ...``.
+
+Subcommands live in ``SUBCOMMANDS``: each is a name, a one-line help and two
+functions, ``add_arguments(parser)`` and ``run(args) -> exit code``.  To add one,
+write the two functions and append a :class:`Subcommand`.  ``add_arguments``
+must stay cheap and import nothing heavy; ``run`` imports what it needs (Ray,
+the service) itself, through :func:`require_extra` for optional dependencies, so
+``tda-ray rips`` keeps working where only the base package is installed.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, never a traceback),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import re
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, NoReturn
+
+from tda_ray import __version__
+from tda_ray.loaders import DISTANCE_FORMATS, FORMATS
+
+PROG = "tda-ray"
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input detected by a subcommand; reported as one line with exit code 2."""
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def require_extra(module: str, extra: str = "server") -> ModuleType:
+    """Import an optional dependency or fail with an install hint instead of a traceback."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UsageError(f"{module} is not installed ({exc.name}); install tda-ray[{extra}]") from exc
+
+
+def fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+# --------------------------------------------------------------------------- rips
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '2G', '512M', '1.5GiB' or a plain number."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 2G, 512M, 1073741824)")
+    scale = 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    value = int(float(m.group(1)) * scale)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
+def _rips_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="input file")
+    p.add_argument(
+        "--format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="input format (default: auto, from the extension: .npy, .parquet, .lower_distance_matrix, "
+        ".distance_matrix, else point-cloud)",
+    )
+    p.add_argument(
+        "--distance-matrix",
+        action="store_true",
+        help="treat an npy/parquet input as a square distance matrix instead of a point cloud",
+    )
+    p.add_argument("--maxdim", type=_non_negative_int, default=1, help="highest homology dimension (default: 1)")
+    p.add_argument("--threshold", type=_finite_float, default=None, help="largest edge length (default: none)")
+    p.add_argument("--coeff", type=int, default=2, help="prime field of coefficients (default: 2)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="worker threads (default: 1)")
+    p.add_argument("--memory-limit", type=parse_size, default=None, help="refuse work estimated above this (e.g. 4G)")
+    p.add_argument("--json", action="store_true", help="print JSON (death null for essential classes)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal)",
+    )
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else repr(float(x))
+
+
+def format_intervals(result: Any) -> str:
+    """Human-readable diagrams: one header per dimension, one ``[birth, death)`` line per interval."""
+    thr = "inf" if result.threshold is None else _fmt(result.threshold)
+    lines = [f"# {result.n_points} points, maxdim {result.maxdim}, coeff {result.coeff}, threshold {thr}"]
+    for dim, dgm in enumerate(result.diagrams):
+        lines.append(f"dim {dim}: {len(dgm)} interval{'s' if len(dgm) != 1 else ''}")
+        lines.extend(f"  [{_fmt(b)}, {_fmt(d)})" for b, d in dgm.tolist())
+    return "\n".join(lines)
+
+
+def _compute_with_progress(X: Any, show_progress: bool, **kwargs: Any) -> Any:
+    """Run the engine in a worker thread so Ctrl-C in the main thread can cancel it cleanly."""
+    from tqdm import tqdm
+
+    from tda_ray.engine import CancelToken, vietoris_rips
+
+    token = CancelToken()
+    outcome: dict[str, Any] = {}
+    bar = tqdm(
+        total=100,
+        unit="%",
+        file=sys.stderr,
+        disable=not show_progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {elapsed}<{remaining}",
+    )
+
+    def on_progress(fraction: float) -> None:
+        target = min(max(float(fraction), 0.0), 1.0) * 100
+        if target > bar.n:
+            bar.update(target - bar.n)
+
+    def work() -> None:
+        try:
+            outcome["result"] = vietoris_rips(
+                X, cancel=token, progress=on_progress if show_progress else None, **kwargs
+            )
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="tda-ray-rips", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        token.cancel()
+        worker.join()
+        raise
+    finally:
+        bar.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _rips_run(args: argparse.Namespace) -> int:
+    from tda_ray import loaders
+
+    fmt = loaders.resolve_format(args.file, args.format)
+    X = loaders.load(args.file, fmt)
+    distance = fmt in DISTANCE_FORMATS or args.distance_matrix
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    result = _compute_with_progress(
+        X,
+        show,
+        maxdim=args.maxdim,
+        threshold=args.threshold,
+        coeff=args.coeff,
+        distance_matrix=distance,
+        n_threads=args.threads,
+        memory_limit=args.memory_limit,
+    )
+    if args.json:
+        print(json.dumps(result.to_json_dict(), allow_nan=False))
+    else:
+        print(format_intervals(result))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- registry
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("rips", "persistent homology of a Vietoris–Rips filtration", _rips_arguments, _rips_run),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as a single line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Distributed persistent homology (Vietoris–Rips).")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for cmd in SUBCOMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args._run(args)
+    except UsageError as exc:
+        return _error(str(exc))
+    except ValueError as exc:  # bad data or parameters (loaders, engine validation, memory limit)
+        return _error(str(exc))
+    except FileNotFoundError as exc:
+        return _error(f"no such file: {exc.filename}")
+    except IsADirectoryError as exc:
+        return _error(f"is a directory, not a file: {exc.filename}")
+    except PermissionError as exc:
+        return _error(f"permission denied: {exc.filename}")
+    except OSError as exc:
+        return _error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into `head`
+        return EXIT_OK
+    return code
+
+
+def _error(message: str) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "invalid input"
+    print(f"{PROG}: error: {first}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Kafka message payloads: builders and validators, with no Kafka (or Ray) import.
+
+The layouts are written down as JSON Schemas in ``schemas/`` at the repository root; the Flink job reads the
+same files. Builders return plain dicts; :func:`encode` turns one into the bytes that go on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import jsonschema  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+RESULT_SCHEMA_VERSION = 1
+RAW_EVENT_SCHEMA_VERSION = 1
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+RESULT_SCHEMA_FILE = SCHEMA_DIR / f"tda_feature_result.v{RESULT_SCHEMA_VERSION}.schema.json"
+RAW_EVENT_SCHEMA_FILE = SCHEMA_DIR / f"raw_data_event.v{RAW_EVENT_SCHEMA_VERSION}.schema.json"
+
+# Default cap of one result message (bytes of JSON before compression); matches the results topic's
+# max.message.bytes set by tda_ray.streaming, with headroom for the record batch overhead.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024 - 64 * 1024
+
+
+@lru_cache(maxsize=4)
+def _validator(path: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads(Path(path).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def load_result_schema() -> dict[str, Any]:
+    return dict(json.loads(RESULT_SCHEMA_FILE.read_text()))
+
+
+def _iso(ts: datetime | str | None) -> str:
+    if ts is None:
+        ts = datetime.now(timezone.utc)
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    if ts.tzinfo is None:  # the job store keeps naive UTC timestamps
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _pairs(dim: int, diagram: Any) -> list[list[float | None]]:
+    """(k, 2) array or list of pairs -> [[birth, death or None], ...]; rejects NaN and -inf."""
+    out: list[list[float | None]] = []
+    for pair in diagram:
+        if len(pair) != 2:
+            raise ValueError(f"diagram {dim}: a pair must have 2 values, got {len(pair)}")
+        b, d = pair
+        birth = float(b)
+        death = None if d is None else float(d)
+        if not math.isfinite(birth):
+            raise ValueError(f"diagram {dim}: birth must be finite, got {birth}")
+        if death is not None and math.isnan(death):
+            raise ValueError(f"diagram {dim}: death is NaN")
+        if death is not None and math.isinf(death):
+            if death < 0:
+                raise ValueError(f"diagram {dim}: death is -inf")
+            death = None  # JSON has no infinity: null marks an essential class
+        out.append([birth, death])
+    return out
+
+
+def _persistence(pair: list[float | None]) -> float:
+    birth, death = pair
+    return math.inf if death is None or birth is None else death - birth
+
+
+def _truncate(diagrams: list[list[list[float | None]]], keep: int) -> list[list[list[float | None]]]:
+    """Per dimension, the `keep` most persistent pairs (essential ones first), in their original order."""
+    out = []
+    for dgm in diagrams:
+        if len(dgm) <= keep:
+            out.append(dgm)
+            continue
+        ranked = sorted(range(len(dgm)), key=lambda i: _persistence(dgm[i]), reverse=True)[:keep]
+        out.append([dgm[i] for i in sorted(ranked)])
+    return out
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; NaN/inf are refused (they are not JSON)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+
+
+def build_result_message(
+    *,
+    job_id: str,
+    pointcloud_id: str | None,
+    algorithm: str,
+    params: Mapping[str, Any],
+    diagrams: Sequence[Any],
+    finished_at: datetime | str | None,
+    n_points: int | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> dict[str, Any]:
+    """The tda_feature_results message of one finished job (see schemas/tda_feature_result.v1.schema.json).
+
+    Summaries (betti, n_features, total_persistence) always describe the full diagrams; when the encoded
+    message would exceed `max_bytes`, the diagrams are cut to each dimension's most persistent pairs and
+    ``diagrams_truncated`` is set, so an oversized result never blocks the outbox.
+    """
+    dgms = [_pairs(k, d) for k, d in enumerate(diagrams)]
+    msg: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "job_id": str(job_id),
+        "pointcloud_id": None if pointcloud_id is None else str(pointcloud_id),
+        "algorithm": algorithm,
+        "params": dict(params),
+        "n_points": n_points,
+        "betti": [sum(1 for p in d if p[1] is None) for d in dgms],
+        "n_features": [len(d) for d in dgms],
+        "total_persistence": [math.fsum(_persistence(p) for p in d if p[1] is not None) for d in dgms],
+        "diagrams": dgms,
+        "diagrams_truncated": False,
+        "finished_at": _iso(finished_at),
+    }
+    if len(encode(msg)) > max_bytes:
+        keep = max((len(d) for d in dgms), default=0)
+        while keep > 0:
+            keep //= 2
+            msg["diagrams"] = _truncate(dgms, keep)
+            if len(encode(msg)) <= max_bytes:
+                break
+        msg["diagrams_truncated"] = True
+    return msg
+
+
+def validate_result_message(message: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first problem if `message` is not a valid v1 result message."""
+    v = _validator(str(RESULT_SCHEMA_FILE))
+    err = jsonschema.exceptions.best_match(v.iter_errors(message))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+        raise ValueError(f"result message invalid at {where}: {err.message}")
+    # What JSON Schema cannot say: every per-dimension array covers dimensions 0..maxdim.
+    dims = int(message["params"]["maxdim"]) + 1
+    for field in ("betti", "n_features", "total_persistence", "diagrams"):
+        if len(message[field]) != dims:
+            raise ValueError(f"result message invalid: {field} has {len(message[field])} entries, maxdim+1 = {dims}")
+    if not message["diagrams_truncated"]:
+        for k, dgm in enumerate(message["diagrams"]):
+            if len(dgm) != message["n_features"][k]:
+                raise ValueError(f"result message invalid: n_features[{k}] != pairs in diagrams[{k}]")
+
+
+def build_raw_event(event: Mapping[str, Any], received_at: datetime | None = None) -> dict[str, Any]:
+    """The raw_data_events message of one accepted event (fields already checked by the API model)."""
+    received = _iso(received_at)
+    msg: dict[str, Any] = {
+        "schema_version": RAW_EVENT_SCHEMA_VERSION,
+        "event_id": str(event.get("event_id") or uuid.uuid4()),
+        "source_id": str(event["source_id"]),
+        "values": [float(x) for x in event["values"]],
+        "event_time": _iso(event["event_time"]) if event.get("event_time") else received,
+        "received_at": received,
+    }
+    if event.get("attributes"):
+        msg["attributes"] = dict(event["attributes"])
+    return msg
+
+
+def validate_raw_event(message: Mapping[str, Any]) -> None:
+    v = _validator(str(RAW_EVENT_SCHEMA_FILE))
+    err = jsonschema.exceptions.best_match(v.iter_errors(message))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+        raise ValueError(f"raw event invalid at {where}: {err.message}")
+
+
+# --- HTTP input of POST /v1/events (validated before anything reaches Kafka) -------------------------------
+
+MAX_EVENTS_PER_REQUEST = 10_000
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+AttributeValue = Union[StrictStr, StrictBool, StrictInt, FiniteFloat, None]  # noqa: UP007 - pydantic on 3.10
+
+
+class RawEventIn(BaseModel):
+    """One raw data event: a measurement (point) from a source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: str = Field(min_length=1, max_length=128, description="Sensor / stream id; the Kafka message key.")
+    values: list[FiniteFloat] = Field(min_length=1, max_length=4096, description="The point's coordinates.")
+    event_time: datetime | None = Field(default=None, description="When it happened (default: when received).")
+    event_id: str | None = Field(default=None, min_length=1, max_length=128, description="Default: a new UUID.")
+    attributes: dict[str, AttributeValue] | None = Field(default=None, max_length=64, description="Flat metadata.")
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[RawEventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="Events written to Kafka (acknowledged by all in-sync replicas).")
+    topic: str
