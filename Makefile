@@ -18,8 +18,9 @@ export PIP_NO_INPUT := 1
 
 DEPS_STAMP := $(VENV)/.tda-ray-deps.stamp
 CORE_STAMP := build/.tda-ray-core.stamp
-# Directories are listed too: adding or removing a file changes their mtime.
-CORE_INPUTS := CMakeLists.txt pyproject.toml tda_ray $(shell find cpp_core 2>/dev/null)
+# Directories are listed too: adding or removing a file changes their mtime. New tda_ray/*.py modules
+# need no reinstall: the editable install maps the package to the source tree.
+CORE_INPUTS := CMakeLists.txt pyproject.toml $(shell find cpp_core 2>/dev/null)
 
 # Extension point: a fragment mk/NAME.mk adds `SETUP_STEPS += NAME-step` and a rule for it;
 # `make setup` then runs it after the Python setup.
@@ -58,7 +59,7 @@ run: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tda_ray tests $(wildcard benchmarks/*.py)
 	find cpp_core -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.cc' \) -print0 \
 	  | xargs -0 -r $(VENV)/bin/clang-format --dry-run --Werror
 

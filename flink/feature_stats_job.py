@@ -65,6 +65,7 @@ import feature_stats as fs  # noqa: E402
 LOG = logging.getLogger("tda_flink.feature_stats")
 REPO_ROOT = HERE.parent
 DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
+READY_MARKER = "tda-feature-stats started:"
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 
 
@@ -141,7 +142,7 @@ class DropDuplicates(KeyedProcessFunction):  # type: ignore[misc]
 class WindowedStats(KeyedProcessFunction):  # type: ignore[misc]
     """Tumbling event-time windows with a wall-clock close for quiet streams (all results share one key)."""
 
-    def __init__(self, size_ms: int, idle_close_ms: int, emitted_retention_ms: int) -> None:
+    def __init__(self, size_ms: int, idle_close_ms: int | None, emitted_retention_ms: int) -> None:
         self._size = size_ms
         self._idle_close = idle_close_ms
         self._retention = emitted_retention_ms
@@ -164,9 +165,13 @@ class WindowedStats(KeyedProcessFunction):  # type: ignore[misc]
             now = timers.current_processing_time()
             late = self._reported.contains(start) or end - 1 <= timers.current_watermark()
             stats = fs.WindowStats(start, end)
-            deadline = max(end, now) + self._idle_close
             timers.register_event_time_timer(end - 1)
-            timers.register_processing_time_timer(deadline)
+            if self._idle_close is None:
+                deadline = sys.maxsize
+            else:
+                # From the window's end, or from now for a replayed (old) window, so a backlog gets time to arrive.
+                deadline = max(end, now) + self._idle_close
+                timers.register_processing_time_timer(deadline)
         else:
             state, deadline, late = entry
             stats = fs.WindowStats.from_state(state)
@@ -341,7 +346,9 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
         .process(
             WindowedStats(
                 size_ms=int(args.window_seconds * 1000),
-                idle_close_ms=int(args.idle_close_seconds * 1000),
+                # A bounded run ends with a final watermark that closes every window; no wall-clock close, so
+                # its output does not depend on how fast the records were read.
+                idle_close_ms=None if args.bounded else int(args.idle_close_seconds * 1000),
                 emitted_retention_ms=max(3600_000, int(args.window_seconds * 1000) * 10),
             ),
             output_type=Types.STRING(),
@@ -378,11 +385,25 @@ def _kafka_sink(bootstrap: str, topic: str) -> KafkaSink:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        # Local run: the embedded cluster's JVM log goes to var/, not into the virtualenv.
+        os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / "var" / "flink" / "log"))
+        Path(os.environ["FLINK_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
     if not args.no_create_topics:
         create_topics(args.bootstrap, [t for t in (args.output_topic, args.dead_letter_topic) if t])
     env = build(args)
-    LOG.info("starting: %s -> %s (window %.3gs)", args.input_topic, args.output_topic, args.window_seconds)
-    env.execute("tda-feature-stats")
+    client = env.execute_async("tda-feature-stats")
+    job_id = client.get_job_id()
+    deadline = time.monotonic() + 120
+    status = str(client.get_job_status().result())
+    while status in ("INITIALIZING", "CREATED") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = str(client.get_job_status().result())
+    # run_local.py and the tests wait for this line.
+    LOG.info("%s job %s %s: %s -> %s, window %gs%s", READY_MARKER, job_id, status, args.input_topic,
+             args.output_topic, args.window_seconds, " (bounded)" if args.bounded else "")  # fmt: skip
+    client.get_job_execution_result().result()  # returns when a bounded job ends; raises if the job fails
+    LOG.info("job %s finished", job_id)
     return 0
 
 

@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tda_ray
 from tda_ray.jobs import Conflict, InvalidRequest, JobService, NotFound, PayloadTooLarge
+from tda_ray.messages import EventsAccepted, EventsRequest
 from tda_ray.settings import Settings, get_settings
 from tda_ray.storage import ALL_STATUSES, JobRecord, PointCloudRecord
 
@@ -265,6 +266,7 @@ _R409 = {409: {**_ERR, "description": "Not possible in the job's current state"}
 _R413 = {413: {**_ERR, "description": "Request body over the size limit"}}
 _R415 = {415: {**_ERR, "description": "Unsupported content type"}}
 _R422 = {422: {**_ERR, "description": "Invalid input"}}
+_R503 = {503: {**_ERR, "description": "Kafka is disabled or unreachable; nothing was published"}}
 
 _POINTS_ADAPTER = TypeAdapter(PointCloudIn)
 
@@ -316,7 +318,8 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the server has a key.")
 
-    def require_key(key: Annotated[str | None, Depends(key_header)]) -> None:
+    # A default, not Annotated[...]: key_header is local and string annotations resolve in module globals.
+    def require_key(key: str | None = Depends(key_header)) -> None:  # noqa: B008
         expected = settings.api_key
         if expected is None:
             return
@@ -536,7 +539,26 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     def diagram_png(job_id: str) -> Response:
         return picture(job_id, "png")
 
-    # Kafka ingest (POST /v1/events) is registered here by tda_ray.streaming's owner.
+    # Kafka ingest: validated events go to the raw_data_events topic (keyed by source_id).
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=EventsAccepted,
+        dependencies=auth,
+        tags=["streaming"],
+        responses={**_R401, **_R413, **_R422, **_R503},
+    )
+    def post_events(body: EventsRequest) -> EventsAccepted:
+        """Publish raw data events to Kafka; 202 once every in-sync replica has them (acks=all)."""
+        from tda_ray import streaming
+
+        if not settings.kafka_enabled:
+            raise HTTPException(503, "Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)")
+        try:
+            sent = streaming.publish_raw_events(settings, [e.model_dump() for e in body.events])
+        except streaming.KafkaUnavailable as exc:
+            raise HTTPException(503, f"events not accepted: {exc}") from exc
+        return EventsAccepted(accepted=len(sent), topic=settings.kafka_raw_topic)
 
     return app
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NoReturn
 
+import numpy as np
+
 from tda_ray import __version__
 from tda_ray.loaders import DISTANCE_FORMATS, FORMATS
 
@@ -131,7 +133,11 @@ def _rips_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fmt(x: float) -> str:
-    return "inf" if math.isinf(x) else repr(float(x))
+    """Shortest text that reads back to the same value; float32-valued results print as float32."""
+    if math.isinf(x):
+        return "inf"
+    single = np.float32(x)
+    return str(single) if float(single) == x else repr(float(x))
 
 
 def format_intervals(result: Any) -> str:
@@ -173,18 +179,30 @@ def _compute_with_progress(X: Any, show_progress: bool, **kwargs: Any) -> Any:
             )
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="tda-ray-rips", daemon=True)
-    worker.start()
+    # Waiting on an Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt inside join() can leave the
+    # thread marked stopped while it still runs, and the interpreter would then exit under the engine.
+    done = threading.Event()
+    threading.Thread(target=work, name="tda-ray-rips", daemon=True).start()
+    interrupted = False
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
+        interrupted = True
         token.cancel()
-        worker.join()
-        raise
+        while True:  # the engine polls the token often; never leave it running while the interpreter exits
+            try:
+                done.wait()
+                break
+            except KeyboardInterrupt:
+                continue
     finally:
         bar.close()
+    if interrupted:
+        raise KeyboardInterrupt
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -214,10 +232,98 @@ def _rips_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- serve / submit (the HTTP service)
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="Serve config (default: $TDA_SERVE_CONFIG or serve_config.yaml)")
+    p.add_argument("--host", default=None, help="bind address (default: $TDA_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=None, help="port (default: $TDA_PORT or 8000)")
+    p.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the local Ray (default: 2)")
+    p.add_argument("--ray-address", default=None, help="'local' (default) starts Ray here; 'auto' joins a cluster")
+
+
+def _serve_run(args: argparse.Namespace) -> int:
+    require_extra("ray.serve")
+    from tda_ray.api import run_server
+    from tda_ray.settings import Settings
+
+    overrides = {
+        k: v
+        for k, v in {
+            "host": args.host,
+            "port": args.port,
+            "num_cpus": args.num_cpus,
+            "ray_address": args.ray_address,
+            "serve_config": args.config,
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError names the field
+        fail(f"invalid settings: {exc}")
+    return run_server(settings)
+
+
+def _submit_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="point cloud file (.npy, .csv/.txt, .parquet), parsed by the server")
+    p.add_argument("--server", default="http://127.0.0.1:8000", help="service URL (default: http://127.0.0.1:8000)")
+    p.add_argument("--api-key", default=None, help="API key (default: $TDA_API_KEY)")
+    p.add_argument("--maxdim", type=_non_negative_int, default=1, help="highest homology dimension (default: 1)")
+    p.add_argument("--threshold", type=_finite_float, default=None, help="largest edge length (default: none)")
+    p.add_argument("--coeff", type=int, default=2, help="prime field of coefficients (default: 2)")
+    p.add_argument("--wait", action="store_true", help="wait for the result (progress bar on stderr) and print it")
+    p.add_argument("--timeout", type=_finite_float, default=None, help="with --wait: give up after this many seconds")
+
+
+def _submit_run(args: argparse.Namespace) -> int:
+    import os
+
+    from tda_ray.client import ApiError, Client, JobFailed
+
+    key = args.api_key or os.environ.get("TDA_API_KEY") or None
+    try:
+        with Client(args.server, api_key=key) as client:
+            pc = client.upload_file(args.file)
+            job = client.submit(pc["id"], maxdim=args.maxdim, threshold=args.threshold, coeff=args.coeff)
+            if not args.wait:
+                print(json.dumps(job))
+                return EXIT_OK
+            print(f"{PROG}: job {job['id']} queued", file=sys.stderr)
+            try:
+                client.wait(job["id"], timeout=args.timeout, progress=sys.stderr.isatty())
+            except KeyboardInterrupt:
+                client.cancel(job["id"])
+                raise
+            print(json.dumps(client.result_json(job["id"])))
+            return EXIT_OK
+    except ApiError as exc:
+        if exc.status_code < 500:
+            fail(str(exc))
+        print(f"{PROG}: server error: {exc}", file=sys.stderr)
+        return 1
+    except JobFailed as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        import httpx
+
+        if isinstance(exc, httpx.HTTPError):
+            print(f"{PROG}: cannot reach {args.server}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
 # --------------------------------------------------------------------------- registry
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("rips", "persistent homology of a Vietoris–Rips filtration", _rips_arguments, _rips_run),
+    Subcommand("serve", "run the HTTP service (local Ray + Serve) in the foreground", _serve_arguments, _serve_run),
+    Subcommand("submit", "upload a point cloud to a running service and queue a job", _submit_arguments, _submit_run),
 ]
 
 

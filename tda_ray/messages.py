@@ -136,6 +136,20 @@ def build_result_message(
     return msg
 
 
+def _check_timestamps(message: Mapping[str, Any], fields: Sequence[str], what: str) -> None:
+    # jsonschema checks "format": "date-time" only with optional extra packages; check it here.
+    for name in fields:
+        value = message.get(name)
+        if value is None:
+            continue
+        try:
+            ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what} invalid at {name}: {value!r} is not an RFC 3339 date-time") from None
+        if ts.tzinfo is None:
+            raise ValueError(f"{what} invalid at {name}: {value!r} has no time zone")
+
+
 def validate_result_message(message: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first problem if `message` is not a valid v1 result message."""
     v = _validator(str(RESULT_SCHEMA_FILE))
@@ -143,6 +157,7 @@ def validate_result_message(message: Mapping[str, Any]) -> None:
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         raise ValueError(f"result message invalid at {where}: {err.message}")
+    _check_timestamps(message, ("finished_at", "published_at"), "result message")
     # What JSON Schema cannot say: every per-dimension array covers dimensions 0..maxdim.
     dims = int(message["params"]["maxdim"]) + 1
     for field in ("betti", "n_features", "total_persistence", "diagrams"):
@@ -176,6 +191,7 @@ def validate_raw_event(message: Mapping[str, Any]) -> None:
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         raise ValueError(f"raw event invalid at {where}: {err.message}")
+    _check_timestamps(message, ("event_time", "received_at"), "raw event")
 
 
 # --- HTTP input of POST /v1/events (validated before anything reaches Kafka) -------------------------------

@@ -108,24 +108,21 @@ class KafkaConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaConfig:
-        # Fields that Settings does not (yet) define keep the defaults above.
-        names = {
-            "bootstrap": "kafka_bootstrap",
-            "client_id": "kafka_client_id",
-            "raw_topic": "kafka_raw_topic",
-            "results_topic": "kafka_results_topic",
-            "stats_topic": "kafka_stats_topic",
-            "partitions": "kafka_partitions",
-            "replication_factor": "kafka_replication_factor",
-            "min_insync_replicas": "kafka_min_insync_replicas",
-            "raw_retention_ms": "kafka_raw_retention_ms",
-            "results_retention_ms": "kafka_results_retention_ms",
-            "stats_retention_ms": "kafka_stats_retention_ms",
-            "max_message_bytes": "kafka_max_message_bytes",
-            "outbox_poll_s": "kafka_outbox_poll_s",
-        }
-        values = {ours: getattr(settings, theirs) for ours, theirs in names.items() if hasattr(settings, theirs)}
-        return cls(**values)
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            client_id=settings.kafka_client_id,
+            raw_topic=settings.kafka_raw_topic,
+            results_topic=settings.kafka_results_topic,
+            stats_topic=settings.kafka_stats_topic,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+            raw_retention_ms=settings.kafka_raw_retention_ms,
+            results_retention_ms=settings.kafka_results_retention_ms,
+            stats_retention_ms=settings.kafka_stats_retention_ms,
+            max_message_bytes=settings.kafka_max_message_bytes,
+            outbox_poll_s=settings.kafka_outbox_poll_s,
+        )
 
     @property
     def servers(self) -> list[str]:
@@ -218,7 +215,7 @@ def partition_counts(cfg: KafkaConfig, topics: Sequence[str], admin: KafkaAdminC
     client = admin or _admin(cfg)
     try:
         described = client.describe_topics(list(topics))
-        return {t["topic"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
+        return {t["name"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
     finally:
         if own:
             client.close()
@@ -608,7 +605,7 @@ def stop_sink(timeout_s: float = 10.0) -> None:
 
 def startup_hook(settings: Settings) -> None:
     """For :func:`tda_ray.jobs.startup_hooks`: topics + sink actor when Kafka is enabled."""
-    if not getattr(settings, "kafka_enabled", False):
+    if not settings.kafka_enabled:
         return
     cfg = KafkaConfig.from_settings(settings)
     try:
@@ -620,7 +617,7 @@ def startup_hook(settings: Settings) -> None:
 
 def health(settings: Settings) -> dict[str, Any]:
     """Kafka part of GET /v1/health: broker reachability plus the sink's view (outbox backlog)."""
-    if not getattr(settings, "kafka_enabled", False):
+    if not settings.kafka_enabled:
         return {"enabled": False}
     cfg = KafkaConfig.from_settings(settings)
     return {"enabled": True, "broker": broker_health(cfg), "sink": sink_status()}

@@ -83,3 +83,35 @@ def kafka_broker_factory(
     finally:
         for broker in started:
             broker.stop(timeout=60)
+
+
+def consume_messages(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout_s: float = 30.0
+) -> list[Any]:
+    """Read `topic` from the beginning until ``until(records)`` is true or the timeout passes."""
+    import time
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+@pytest.fixture
+def kafka_consume() -> Callable[..., list[Any]]:
+    """``kafka_consume(bootstrap, topic, until=lambda recs: len(recs) >= n, timeout_s=30)`` -> records."""
+    return consume_messages

@@ -38,8 +38,9 @@ def test_probe_fails_on_closed_port(broker_module):
         broker_module.probe_metadata("127.0.0.1", broker_module.free_port(), timeout=1.0)
 
 
-def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, broker_module):
-    from kafka import KafkaConsumer, KafkaProducer
+def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, broker_module, kafka_consume):
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
 
     broker = kafka_broker_factory()
     data_dir = broker.data_dir
@@ -50,6 +51,9 @@ def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, br
     assert out.returncode == 0, out.stderr
     assert f"pid {broker.pid}" in out.stdout
 
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("restart-check", 1, 1)])  # the broker does not auto-create topics
+    admin.close()
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     producer.send("restart-check", key=b"k", value=b"before-restart").get(timeout=30)
     producer.close()
@@ -59,7 +63,9 @@ def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, br
     assert out.returncode == 0
     assert not broker.is_running()
     assert (broker.log_dir / ".kafka_cleanshutdown").exists()
-    status = subprocess.run([sys.executable, str(BROKER_PY), "status", "--data-dir", str(data_dir)], capture_output=True)
+    status = subprocess.run(
+        [sys.executable, str(BROKER_PY), "status", "--data-dir", str(data_dir)], capture_output=True
+    )
     assert status.returncode == 1
     assert json.loads(status.stdout)["running"] is False
 
@@ -68,12 +74,8 @@ def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, br
     restarted = broker_module.start(data_dir)
     assert restarted.port == broker.port
     assert (broker.log_dir / "meta.properties").read_text() == meta_before
-    consumer = KafkaConsumer(
-        "restart-check", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10000
-    )
-    values = [m.value for m in consumer]
-    consumer.close()
-    assert values == [b"before-restart"]
+    records = kafka_consume(broker.bootstrap, "restart-check", until=lambda r: len(r) >= 1)
+    assert [r.value for r in records] == [b"before-restart"]
     assert restarted.stop()
 
 

@@ -34,7 +34,7 @@ def lower_text(d: np.ndarray, sep: str = ",", first_empty: bool = True, trailing
 
 def random_distances(n: int, seed: int = 0) -> np.ndarray:
     pts = np.random.default_rng(seed).random((n, 3))
-    return np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    return np.asarray(np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- point clouds
@@ -184,7 +184,7 @@ def test_full_distance_malformed(tmp_path: Path, text: str, message: str) -> Non
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.uint8])
 def test_npy_numeric(tmp_path: Path, dtype: type) -> None:
-    arr = (np.arange(12).reshape(4, 3) % 7).astype(dtype)
+    arr: np.ndarray = (np.arange(12).reshape(4, 3) % 7).astype(dtype)
     np.save(tmp_path / "a.npy", arr)
     out = loaders.load_npy(tmp_path / "a.npy")
     assert out.dtype == np.float64

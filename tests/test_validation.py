@@ -15,7 +15,7 @@ GOOD = np.random.default_rng(0).random((8, 3))
 
 
 def dist(points: np.ndarray) -> np.ndarray:
-    return np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    return np.asarray(np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)), dtype=np.float64)
 
 
 @pytest.mark.parametrize(

@@ -95,8 +95,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "rips_from_lower_distances",
-      [](Points lower, tda::index_t n, tda::index_t maxdim, double threshold, tda::coefficient_t coeff,
-         int n_threads, std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+      [](Points lower, tda::index_t n, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
         if (lower.ndim() != 1 || lower.shape(0) != n * (n - 1) / 2)
           throw tda::InputError("the lower triangle must hold n(n-1)/2 distances");
         auto monitor = make_monitor(progress, cancel);
@@ -108,7 +108,6 @@ PYBIND11_MODULE(_core, m) {
         }
         return to_python(result);
       },
-      py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"),
-      py::arg("n_threads"), py::arg("memory_limit"), py::arg("progress") = py::none(),
-      py::arg("cancel") = nullptr);
+      py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
+      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
 }

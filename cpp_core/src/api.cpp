@@ -103,8 +103,7 @@ class SimplexCounter {
     for (std::size_t i = 0; i < candidates.size() && total <= cap; ++i) {
       const auto& nb = lower_[candidates[i]];
       next.clear();
-      std::set_intersection(candidates.begin(), candidates.begin() + i, nb.begin(), nb.end(),
-                            std::back_inserter(next));
+      std::set_intersection(candidates.begin(), candidates.begin() + i, nb.begin(), nb.end(), std::back_inserter(next));
       if (index_t(next.size()) >= size - 1) total += cliques(next, size - 1, cap - total);
     }
     return total;
@@ -167,9 +166,8 @@ std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const
     estimate = per_simplex * (top + below);
     if (estimate > room)
       throw MemoryLimitExceeded("the complex has too many simplices for the memory limit: its simplices of dimension " +
-                                std::to_string(maxdim) + " alone need more than " + mib(room) +
-                                " (limit " + mib(double(budget.limit())) +
-                                "); lower the threshold or maxdim, or use fewer points");
+                                std::to_string(maxdim) + " alone need more than " + mib(room) + " (limit " +
+                                mib(double(budget.limit())) + "); lower the threshold or maxdim, or use fewer points");
   }
   return budget.used() + static_cast<std::size_t>(estimate);
 }
@@ -193,8 +191,7 @@ RipsResult run(const D& dist, const RipsRequest& request, index_t maxdim, value_
 }
 
 // Dense matrix in hand: pick the threshold and the matrix kind, then run.
-RipsResult run_dense(DenseDistanceMatrix&& dist, const RipsRequest& request, Monitor& monitor,
-                     MemoryBudget& budget) {
+RipsResult run_dense(DenseDistanceMatrix&& dist, const RipsRequest& request, Monitor& monitor, MemoryBudget& budget) {
   const index_t n = dist.size();
   const index_t maxdim = effective_maxdim(n, request.maxdim);
   // Beyond the enclosing radius every complex is a cone: no class is born
@@ -244,8 +241,7 @@ std::size_t default_memory_limit() {
   return static_cast<std::size_t>(double(available) * kDefaultMemoryShare);
 }
 
-RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
-                            Monitor& monitor) {
+RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request, Monitor& monitor) {
   validate(n, request);
   if (d < 1) throw InputError("points need at least one coordinate");
   check_index_range(n, effective_maxdim(n, request.maxdim));
@@ -255,7 +251,8 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
   // neighbour lists; otherwise the dense matrix also yields the enclosing
   // radius, which can tighten the threshold.
   if (request.threshold < infinity && dense_bytes > 0.25 * double(budget.limit())) {
-    SparseDistanceMatrix sparse = sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
+    SparseDistanceMatrix sparse =
+        sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
     if (monitor.cancel_requested()) throw Cancelled();
     return run(sparse, request, effective_maxdim(n, request.maxdim), request.threshold, monitor, budget, true);
   }

@@ -14,8 +14,6 @@
 
 namespace tda {
 
-constexpr int kMaxVertices = 64;  // maxdim + 2 <= kMaxVertices is enforced up front
-
 template <>
 class CoboundaryEnumerator<DenseDistanceMatrix> {
  public:
@@ -39,6 +37,8 @@ class CoboundaryEnumerator<DenseDistanceMatrix> {
   // next dimension is then produced by exactly one of its facets).
   const index_t* vertices() const { return vertices_.data(); }
   index_t added_vertex() const { return x_; }
+  // d(added vertex, v_i) of the last cofacet returned.
+  const value_t* added_distances() const { return added_distances_.data(); }
 
   bool next(DiameterEntry& out, bool all_cofacets = true) {
     while (x_ > 0) {
@@ -51,7 +51,10 @@ class CoboundaryEnumerator<DenseDistanceMatrix> {
         continue;
       }
       value_t diameter = simplex_.diameter;
-      for (index_t i = 0; i <= dim_; ++i) diameter = std::max(diameter, dist_(x_, vertices_[i]));
+      for (index_t i = 0; i <= dim_; ++i) {
+        added_distances_[i] = dist_(x_, vertices_[i]);
+        diameter = std::max(diameter, added_distances_[i]);
+      }
       if (diameter > threshold_) continue;
       out.diameter = diameter;
       out.index = idx_above_ + binomial_(x_, m_ + 1) + idx_below_;
@@ -69,6 +72,7 @@ class CoboundaryEnumerator<DenseDistanceMatrix> {
   DiameterEntry simplex_{};
   index_t dim_ = 0;
   std::array<index_t, kMaxVertices> vertices_;
+  std::array<value_t, kMaxVertices> added_distances_;
   index_t idx_below_ = 0, idx_above_ = 0, x_ = 0, m_ = 0;
   coefficient_t modulus_ = 2;
 };
@@ -98,6 +102,8 @@ class CoboundaryEnumerator<SparseDistanceMatrix> {
 
   const index_t* vertices() const { return vertices_.data(); }
   index_t added_vertex() const { return x_; }
+  // d(added vertex, v_i) of the last cofacet returned.
+  const value_t* added_distances() const { return added_distances_.data(); }
 
   bool next(DiameterEntry& out, bool all_cofacets = true) {
     const Neighbor* const lead_begin = dist_.begin(vertices_[lead_]);
@@ -107,6 +113,7 @@ class CoboundaryEnumerator<SparseDistanceMatrix> {
       if (!all_cofacets && x < vertices_[0]) return false;
       x_ = x;
       value_t diameter = std::max(simplex_.diameter, candidate.distance);
+      added_distances_[lead_] = candidate.distance;
       bool common = true;
       for (index_t i = 0; i <= dim_; ++i) {
         if (i == lead_) continue;
@@ -117,7 +124,8 @@ class CoboundaryEnumerator<SparseDistanceMatrix> {
           common = false;
           break;
         }
-        diameter = std::max(diameter, (c - 1)->distance);
+        added_distances_[i] = (c - 1)->distance;
+        diameter = std::max(diameter, added_distances_[i]);
       }
       if (!common) continue;
       while (m_ > 0 && vertices_[dim_ + 1 - m_] > x) {
@@ -142,6 +150,7 @@ class CoboundaryEnumerator<SparseDistanceMatrix> {
   DiameterEntry simplex_{};
   index_t dim_ = 0;
   std::array<index_t, kMaxVertices> vertices_;
+  std::array<value_t, kMaxVertices> added_distances_;
   std::array<const Neighbor*, kMaxVertices> cursor_;
   index_t lead_ = 0;
   index_t idx_below_ = 0, idx_above_ = 0, m_ = 0, x_ = 0;

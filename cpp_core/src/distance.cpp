@@ -29,8 +29,8 @@ double squared_distance(const double* a, const double* b, index_t d) {
 
 }  // namespace
 
-DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads,
-                                      MemoryBudget& budget, const Monitor& monitor) {
+DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads, MemoryBudget& budget,
+                                      const Monitor& monitor) {
   const std::size_t pairs = std::size_t(n) * (n - 1) / 2;
   budget.charge(pairs * sizeof(value_t), "the distance matrix");
   std::vector<value_t> lower(pairs);
@@ -86,8 +86,8 @@ SparseDistanceMatrix assemble_sparse(index_t n, std::vector<std::vector<Edge>>& 
 
 }  // namespace
 
-SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold,
-                                        int n_threads, MemoryBudget& budget, const Monitor& monitor) {
+SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold, int n_threads,
+                                        MemoryBudget& budget, const Monitor& monitor) {
   // Sweep along the axis of largest spread: only pairs within `threshold` on
   // that axis can be within `threshold` in space.
   index_t axis = 0;
@@ -124,7 +124,9 @@ SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t
           const double* xj = points + std::size_t(j) * d;
           if (xj[axis] > reach) break;
           const value_t dist = static_cast<value_t>(std::sqrt(squared_distance(xi, xj, d)));
-          if (dist <= threshold) out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist} : Edge{std::int32_t(j), std::int32_t(i), dist});
+          if (dist <= threshold)
+            out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
+                                : Edge{std::int32_t(j), std::int32_t(i), dist});
         }
       }
     }

@@ -51,8 +51,7 @@ constexpr DiameterEntry kNone{0, 0, -1};
 }  // namespace
 
 template <class D>
-RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor,
-                                    MemoryBudget& budget)
+RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget)
     : dist_(dist),
       options_(options),
       n_(dist.size()),
@@ -113,16 +112,41 @@ value_t RipsPersistence<D>::diameter_of(index_t index, index_t dim) const {
   return diameter;
 }
 
-// Vertices of a simplex with x added, kept in decreasing order.
-inline void insert_vertex(const index_t* v, index_t dim, index_t x, index_t* out) {
+// Vertices of a simplex with x added, kept in decreasing order; returns the
+// position x took.
+inline index_t insert_vertex(const index_t* v, index_t dim, index_t x, index_t* out) {
   index_t i = 0;
   for (; i <= dim && v[i] > x; ++i) out[i] = v[i];
+  const index_t position = i;
   out[i] = x;
   for (; i <= dim; ++i) out[i + 1] = v[i];
+  return position;
+}
+
+// LocalDistances of a simplex with a vertex inserted at `position`, from
+// those of the simplex and the new vertex's distances `added` to its vertices.
+inline void insert_distances(const value_t* pairwise, index_t dim, index_t position, const value_t* added,
+                             value_t* out) {
+  for (index_t i = 0; i <= dim; ++i) {
+    const index_t ni = i < position ? i : i + 1;
+    for (index_t j = 0; j < i; ++j)
+      out[ni * kMaxVertices + (j < position ? j : j + 1)] = pairwise[i * kMaxVertices + j];
+    if (ni > position)
+      out[ni * kMaxVertices + position] = added[i];
+    else
+      out[position * kMaxVertices + ni] = added[i];
+  }
 }
 
 template <class D>
-typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(const SimplexView& s) const {
+void RipsPersistence<D>::local_distances(const index_t* v, index_t dim, value_t* out) const {
+  for (index_t i = 0; i <= dim; ++i)
+    for (index_t j = 0; j < i; ++j) out[i * kMaxVertices + j] = dist_(v[i], v[j]);
+}
+
+template <class D>
+typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(const SimplexView& s,
+                                                                            value_t* added_distances) const {
   const index_t dim = s.dim;
   const index_t* v = s.vertices;
   if constexpr (std::is_same_v<D, DenseDistanceMatrix>) {
@@ -142,6 +166,8 @@ typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(cons
           break;
         }
       if (within) {
+        if (added_distances)
+          for (index_t i = 0; i <= dim; ++i) added_distances[i] = dist_(x, v[i]);
         const coefficient_t sign = (m & 1) ? field_.modulus() - 1 : 1;
         return {DiameterEntry{s.diameter, sign, idx_above + binomial_(x, m + 1) + idx_below}, x};
       }
@@ -169,6 +195,11 @@ typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(cons
         common = ci != begin && (ci - 1)->vertex == x && (ci - 1)->distance <= s.diameter;
       }
       if (!common) continue;
+      if (added_distances) {
+        added_distances[lead] = c->distance;
+        for (index_t i = 0; i <= dim; ++i)
+          if (i != lead) added_distances[i] = (cursor[i] - 1)->distance;
+      }
       index_t index = 0, m = 0;
       for (index_t i = 0; i <= dim; ++i) {
         const index_t position = dim - i;  // ascending position of v[i]
@@ -191,9 +222,12 @@ typename RipsPersistence<D>::Facet RipsPersistence<D>::zero_pivot_facet(const Si
   // the first with the full diameter is the youngest one of that diameter.
   const index_t dim = s.dim;
   const index_t* v = s.vertices;
-  std::array<value_t, kMaxVertices * kMaxVertices> d;
-  for (index_t i = 0; i <= dim; ++i)
-    for (index_t j = 0; j < i; ++j) d[i * kMaxVertices + j] = dist_(v[i], v[j]);
+  LocalDistances computed;
+  const value_t* d = s.pairwise;
+  if (!d) {
+    local_distances(v, dim, computed.data());
+    d = computed.data();
+  }
   index_t idx_above = 0, idx_below = 0;
   for (index_t i = 1; i <= dim; ++i) idx_below += binomial_(v[i], dim - i + 1);
   for (index_t r = 0; r <= dim; ++r) {
@@ -220,11 +254,21 @@ typename RipsPersistence<D>::Facet RipsPersistence<D>::zero_pivot_facet(const Si
 
 template <class D>
 DiameterEntry RipsPersistence<D>::zero_apparent_cofacet(const SimplexView& s) const {
-  const Cofacet cofacet = zero_pivot_cofacet(s);
+  std::array<value_t, kMaxVertices> added;
+  const Cofacet cofacet = zero_pivot_cofacet(s, added.data());
   if (cofacet.entry.index < 0) return kNone;
   std::array<index_t, kMaxVertices> w;
-  insert_vertex(s.vertices, s.dim, cofacet.vertex, w.data());
-  const Facet back = zero_pivot_facet({cofacet.entry.diameter, cofacet.entry.index, s.dim + 1, w.data()});
+  const index_t position = insert_vertex(s.vertices, s.dim, cofacet.vertex, w.data());
+  LocalDistances pairwise;
+  const value_t* own = s.pairwise;
+  LocalDistances computed;
+  if (!own) {
+    local_distances(s.vertices, s.dim, computed.data());
+    own = computed.data();
+  }
+  insert_distances(own, s.dim, position, added.data(), pairwise.data());
+  const Facet back =
+      zero_pivot_facet({cofacet.entry.diameter, cofacet.entry.index, s.dim + 1, w.data(), pairwise.data()});
   return back.entry.index == s.index ? cofacet.entry : kNone;
 }
 
@@ -279,7 +323,8 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
   monitor_.poll(progress_of(0, 0.1));
   // Filtration order: increasing diameter, ties by decreasing index.
   sort_parallel(
-      edge_list, [](const DiameterIndex& a, const DiameterIndex& b) {
+      edge_list,
+      [](const DiameterIndex& a, const DiameterIndex& b) {
         return a.diameter < b.diameter || (a.diameter == b.diameter && a.index > b.index);
       },
       options_.n_threads);
@@ -308,12 +353,17 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
     std::vector<std::uint8_t> apparent(cycle_edges.size(), 0);
     parallel_for(options_.n_threads, cycle_edges.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) {
-        if (((i - begin) & 4095) == 0 && monitor_.cancel_requested()) return;
+        if (((i - begin) & 4095) == 0) {
+          if (monitor_.cancel_requested()) return;
+          if (begin == 0) monitor_.poll(progress_of(0, 0.7 + 0.25 * double(i) / double(std::max<std::size_t>(1, end))));
+        }
         std::array<index_t, 2> ends;
         vertices_of(cycle_edges[i].index, 1, ends.data());
-        apparent[i] =
-            zero_apparent_cofacet(SimplexView{cycle_edges[i].diameter, cycle_edges[i].index, 1, ends.data()}).index >=
-            0;
+        LocalDistances own;
+        own[kMaxVertices] = cycle_edges[i].diameter;
+        apparent[i] = zero_apparent_cofacet(
+                          SimplexView{cycle_edges[i].diameter, cycle_edges[i].index, 1, ends.data(), own.data()})
+                          .index >= 0;
       }
     });
     monitor_.poll(progress_of(0, 0.95));
@@ -353,9 +403,9 @@ DiameterEntry RipsPersistence<D>::get_pivot(WorkingColumn& column) const {
 }
 
 template <class D>
-DiameterEntry RipsPersistence<D>::init_coboundary_and_get_pivot(const DiameterIndex& simplex,
-                                                                WorkingColumn& coboundary, index_t dim,
-                                                                const PivotMap& pivots, Enumerator& cofacets,
+DiameterEntry RipsPersistence<D>::init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary,
+                                                                index_t dim, const PivotMap& pivots,
+                                                                Enumerator& cofacets,
                                                                 std::vector<DiameterEntry>& scratch) const {
   // Emergent pair: the first cofacet of equal diameter is the pivot of the
   // unreduced column; if no earlier column owns it, the column is reduced
@@ -368,8 +418,12 @@ DiameterEntry RipsPersistence<D>::init_coboundary_and_get_pivot(const DiameterIn
     if (check_emergent && cofacet.diameter == simplex.diameter) {
       if (!pivots.find(cofacet.index)) {
         std::array<index_t, kMaxVertices> w;
-        insert_vertex(cofacets.vertices(), dim, cofacets.added_vertex(), w.data());
-        if (zero_apparent_facet(SimplexView{cofacet.diameter, cofacet.index, dim + 1, w.data()}).index < 0)
+        LocalDistances own, pairwise;
+        local_distances(cofacets.vertices(), dim, own.data());
+        const index_t position = insert_vertex(cofacets.vertices(), dim, cofacets.added_vertex(), w.data());
+        insert_distances(own.data(), dim, position, cofacets.added_distances(), pairwise.data());
+        if (zero_apparent_facet(SimplexView{cofacet.diameter, cofacet.index, dim + 1, w.data(), pairwise.data()})
+                .index < 0)
           return cofacet;
       }
       check_emergent = false;
@@ -403,7 +457,9 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
 
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if ((i & 1023) == 0) {
-      monitor_.poll(progress_of(dim, i / total));
+      // From dimension 2 on, the first half of a dimension's share went to assembling its columns.
+      const double start = dim >= 2 ? 0.5 : 0.0;
+      monitor_.poll(progress_of(dim, start + (1 - start) * (i / total)));
       const std::size_t now = reduction_matrix.bytes();
       if (now > charged) {
         budget_.charge(now - charged, "the reduction matrix");
@@ -415,8 +471,7 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
     working_reduction.clear();
     working_coboundary.clear();
 
-    DiameterEntry pivot =
-        init_coboundary_and_get_pivot(column, working_coboundary, dim, pivots, cofacets, scratch);
+    DiameterEntry pivot = init_coboundary_and_get_pivot(column, working_coboundary, dim, pivots, cofacets, scratch);
     for (;;) {
       if (pivot.index < 0) {
         // The cocycle survives to the end of the filtration.
@@ -424,21 +479,19 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
         break;
       }
       if (const PivotMap::Slot* owner = pivots.find(pivot.index)) {
-        const coefficient_t factor =
-            field_.neg(field_.mul(pivot.coefficient, field_.inverse(owner->coefficient)));
+        const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(owner->coefficient)));
         const DiameterIndex& other = columns[owner->column];
         add_simplex_coboundary(DiameterEntry{other.diameter, factor, other.index}, dim, working_reduction,
                                working_coboundary, cofacets);
-        for (const DiameterEntry* e = reduction_matrix.begin(owner->column);
-             e != reduction_matrix.end(owner->column); ++e)
+        for (const DiameterEntry* e = reduction_matrix.begin(owner->column); e != reduction_matrix.end(owner->column);
+             ++e)
           add_simplex_coboundary(DiameterEntry{e->diameter, field_.mul(e->coefficient, factor), e->index}, dim,
                                  working_reduction, working_coboundary, cofacets);
       } else {
         const DiameterEntry facet = zero_apparent_facet({pivot.diameter, pivot.index}, dim + 1);
         if (facet.index >= 0) {
           // The apparent column is its own unreduced coboundary.
-          const coefficient_t factor =
-              field_.neg(field_.mul(pivot.coefficient, field_.inverse(facet.coefficient)));
+          const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(facet.coefficient)));
           add_simplex_coboundary(DiameterEntry{facet.diameter, factor, facet.index}, dim, working_reduction,
                                  working_coboundary, cofacets);
         } else {
@@ -474,16 +527,27 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
       auto& out_simplices = part_simplices[t];
       DiameterEntry cofacet;
       std::array<index_t, kMaxVertices> w;
+      LocalDistances own, pairwise;
       for (std::size_t s = bounds[t]; s < bounds[t + 1]; ++s) {
-        if (((s - bounds[t]) & 4095) == 0 && monitor_.cancel_requested()) return;
+        if (((s - bounds[t]) & 4095) == 0) {
+          if (monitor_.cancel_requested()) return;
+          // Part 0 runs on the calling thread, the only one that may report.
+          if (t == 0) monitor_.poll(progress_of(dim, 0.5 * double(s) / double(std::max<std::size_t>(1, bounds[1]))));
+        }
         const DiameterIndex& simplex = simplices[s];
         cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim - 1, *this, field_.modulus());
+        bool own_known = false;
         while (cofacets.next(cofacet, false)) {
           const DiameterIndex c{cofacet.diameter, cofacet.index};
           if (keep_simplices) out_simplices.push_back(c);
           if (pivots.find(c.index)) continue;
-          insert_vertex(cofacets.vertices(), dim - 1, cofacets.added_vertex(), w.data());
-          const SimplexView view{c.diameter, c.index, dim, w.data()};
+          if (!own_known) {
+            local_distances(cofacets.vertices(), dim - 1, own.data());
+            own_known = true;
+          }
+          const index_t position = insert_vertex(cofacets.vertices(), dim - 1, cofacets.added_vertex(), w.data());
+          insert_distances(own.data(), dim - 1, position, cofacets.added_distances(), pairwise.data());
+          const SimplexView view{c.diameter, c.index, dim, w.data(), pairwise.data()};
           if (zero_apparent_facet(view).index >= 0) continue;
           if (zero_apparent_cofacet(view).index >= 0) continue;
           out_columns.push_back(c);
@@ -491,7 +555,7 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
       }
     }
   });
-  monitor_.poll(progress_of(dim, 0));
+  monitor_.poll(progress_of(dim, 0.5));
 
   auto gather = [&](std::vector<std::vector<DiameterIndex>>& parts_in, std::vector<DiameterIndex>& out,
                     const char* what) {

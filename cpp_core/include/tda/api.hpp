@@ -31,8 +31,7 @@ struct RipsResult {
 std::size_t default_memory_limit();
 
 // Points: n x d, row-major.
-RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
-                            Monitor& monitor);
+RipsResult rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request, Monitor& monitor);
 
 // Lower triangle of a distance matrix, row by row: d(1,0), d(2,0), d(2,1), ...
 RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor);

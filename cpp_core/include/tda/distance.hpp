@@ -82,13 +82,13 @@ class SparseDistanceMatrix {
 
 // Euclidean distances of an n x d row-major point cloud, computed in double
 // and rounded once to value_t.
-DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads,
-                                      MemoryBudget& budget, const Monitor& monitor);
+DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads, MemoryBudget& budget,
+                                      const Monitor& monitor);
 
 // Neighbour lists of every pair of points within `threshold`, found by a sweep
 // along the coordinate of largest spread (no n x n storage).
-SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold,
-                                        int n_threads, MemoryBudget& budget, const Monitor& monitor);
+SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold, int n_threads,
+                                        MemoryBudget& budget, const Monitor& monitor);
 
 // Neighbour lists of the pairs of a dense matrix within `threshold`.
 SparseDistanceMatrix sparse_from_dense(const DenseDistanceMatrix& dist, value_t threshold, MemoryBudget& budget);

@@ -13,9 +13,9 @@ namespace tda {
 class PivotMap {
  public:
   struct Slot {
-    index_t pivot;               // simplex index, -1 when empty
-    std::uint32_t column;        // position in the column list
-    coefficient_t coefficient;   // coefficient of the pivot in that column
+    index_t pivot;              // simplex index, -1 when empty
+    std::uint32_t column;       // position in the column list
+    coefficient_t coefficient;  // coefficient of the pivot in that column
   };
 
   PivotMap() { rebuild(16); }

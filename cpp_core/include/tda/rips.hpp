@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "tda/core.hpp"
@@ -19,6 +20,12 @@
 namespace tda {
 
 using Diagram = std::vector<std::pair<value_t, value_t>>;
+
+// Most vertices a simplex of the reduction can have (maxdim + 2).
+constexpr int kMaxVertices = 32;
+// Distances among the vertices of one simplex: entry (i, j), j < i, at
+// i * kMaxVertices + j, vertices in decreasing order.
+using LocalDistances = std::array<value_t, kMaxVertices * kMaxVertices>;
 
 // Reduced columns of the V matrix (the simplices added to each column),
 // stored one after another.
@@ -112,6 +119,7 @@ class RipsPersistence {
     index_t index;
     index_t dim;
     const index_t* vertices;
+    const value_t* pairwise = nullptr;  // LocalDistances of the vertices, when known
   };
   struct Cofacet {
     DiameterEntry entry;  // index -1: none
@@ -124,7 +132,9 @@ class RipsPersistence {
 
   // The cofacet of a simplex that would be its unreduced pivot when it has
   // the same diameter (the first of equal diameter in decreasing index).
-  Cofacet zero_pivot_cofacet(const SimplexView& s) const;
+  // With `added_distances`, also writes d(added vertex, v_i) for each i.
+  Cofacet zero_pivot_cofacet(const SimplexView& s, value_t* added_distances = nullptr) const;
+  void local_distances(const index_t* vertices, index_t dim, value_t* out) const;
   // The youngest facet with the same diameter (smallest index); its
   // coefficient is the sign of the simplex in the facet's coboundary.
   Facet zero_pivot_facet(const SimplexView& s) const;
@@ -138,8 +148,8 @@ class RipsPersistence {
   void assemble_columns(std::vector<DiameterIndex>& simplices, std::vector<DiameterIndex>& columns,
                         const PivotMap& pivots, index_t dim);
 
-  DiameterEntry init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary,
-                                              index_t dim, const PivotMap& pivots, Enumerator& cofacets,
+  DiameterEntry init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary, index_t dim,
+                                              const PivotMap& pivots, Enumerator& cofacets,
                                               std::vector<DiameterEntry>& scratch) const;
   void add_simplex_coboundary(const DiameterEntry& simplex, index_t dim, WorkingColumn& reduction,
                               WorkingColumn& coboundary, Enumerator& cofacets) const;

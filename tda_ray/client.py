@@ -1,0 +1,258 @@
+"""Python client of the tda-ray HTTP API.
+
+Needs only ``httpx``, ``numpy`` and ``tqdm`` (no Ray, no server code)::
+
+    from tda_ray.client import Client
+
+    with Client("http://127.0.0.1:8000") as c:
+        job = c.submit(points, maxdim=1)          # uploads the array, queues a job
+        c.wait(job["id"], progress=True)          # progress bar on stderr
+        res = c.result(job["id"])
+        res.diagrams[1]                           # (k, 2) float64, death = inf for essential classes
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ApiError", "Client", "JobFailed", "Result"]
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(Exception):
+    """The server answered with an error status; ``detail`` is its explanation."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"HTTP {status_code}: {_detail_text(detail)}")
+
+
+class JobFailed(RuntimeError):
+    """A waited-for job ended ``failed`` or ``cancelled``; ``job`` is its final record."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.job = job
+        why = f": {job.get('error')}" if job.get("error") else ""
+        super().__init__(f"job {job.get('id')} {job.get('status')}{why}")
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):  # FastAPI validation errors
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
+                parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+@dataclass
+class Result:
+    """A job's result with diagrams as NumPy arrays (``inf`` where the server sent ``null``)."""
+
+    job_id: str
+    diagrams: list[npt.NDArray[np.float64]]
+    betti: list[int]
+    params: dict[str, Any]
+    n_points: int
+    elapsed_s: float
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        diagrams = [
+            np.array([[b, math.inf if d is None else d] for b, d in dgm], dtype=np.float64).reshape(-1, 2)
+            for dgm in data["diagrams"]
+        ]
+        return cls(
+            job_id=data["job_id"],
+            diagrams=diagrams,
+            betti=list(data["betti"]),
+            params=dict(data["params"]),
+            n_points=int(data["n_points"]),
+            elapsed_s=float(data["elapsed_s"]),
+            raw=data,
+        )
+
+
+class Client:
+    """Talks to one tda-ray server; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        resp = self._http.request(method, url, **kwargs)
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise ApiError(resp.status_code, detail)
+        return resp
+
+    # --- service -------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", "/v1/health").json()
+        return data
+
+    # --- point clouds --------------------------------------------------------
+    def upload(self, points: Any, name: str | None = None) -> dict[str, Any]:
+        """Upload an ``(n, d)`` array (sent as ``.npy``) or a file path (.npy, .csv/.txt, .parquet)."""
+        if isinstance(points, (str, os.PathLike)):
+            return self.upload_file(points, name=name)
+        arr = np.asarray(points)
+        if arr.dtype == object or arr.dtype.kind not in "iuf":
+            raise ValueError(f"points must be a numeric array, got dtype {arr.dtype}")
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
+        return self._upload_bytes(buf.getvalue(), "points.npy", name)
+
+    def upload_file(self, path: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
+        p = Path(path)
+        return self._upload_bytes(p.read_bytes(), p.name, name or p.name)
+
+    def _upload_bytes(self, data: bytes, filename: str, name: str | None) -> dict[str, Any]:
+        form = {"name": name} if name else None
+        resp = self._request("POST", "/v1/pointclouds", files={"file": (filename, data)}, data=form)
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def pointcloud(self, pointcloud_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", f"/v1/pointclouds/{pointcloud_id}").json()
+        return data
+
+    # --- jobs ------------------------------------------------------------------
+    def submit(
+        self,
+        pointcloud: Any,
+        *,
+        maxdim: int = 1,
+        threshold: float | None = None,
+        coeff: int = 2,
+        algorithm: str = "vietoris_rips",
+    ) -> dict[str, Any]:
+        """Queue a job on an uploaded cloud (its id) or on an array / file, which is uploaded first."""
+        if isinstance(pointcloud, str) and not os.path.exists(pointcloud):
+            pc_id = pointcloud
+        else:
+            pc_id = self.upload(pointcloud)["id"]
+        body = {
+            "pointcloud_id": pc_id,
+            "algorithm": algorithm,
+            "params": {"maxdim": maxdim, "threshold": threshold, "coeff": coeff},
+        }
+        data: dict[str, Any] = self._request("POST", "/v1/jobs", json=body).json()
+        return data
+
+    def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
+        """The job record; ``wait`` > 0 long-polls up to that many seconds for it to finish."""
+        params = {"wait": wait} if wait > 0 else None
+        timeout = self._http.timeout.read
+        data: dict[str, Any] = self._request(
+            "GET", f"/v1/jobs/{job_id}", params=params, timeout=httpx.Timeout(timeout, read=(timeout or 0) + wait)
+        ).json()
+        return data
+
+    def jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        data: dict[str, Any] = self._request("GET", "/v1/jobs", params=params).json()
+        return data
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("DELETE", f"/v1/jobs/{job_id}").json()
+        return data
+
+    def wait(
+        self, job_id: str, timeout: float | None = None, progress: bool = False, raise_on_failure: bool = True
+    ) -> dict[str, Any]:
+        """Block until the job finishes; returns its final record.
+
+        ``progress=True`` shows a tqdm bar on stderr.  Raises :class:`JobFailed`
+        for failed or cancelled jobs (unless ``raise_on_failure=False``) and
+        :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        from tqdm import tqdm
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = tqdm(total=100, unit="%", disable=not progress, file=sys.stderr, leave=False,
+                   bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        try:
+            while True:
+                left = 10.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+                # Long poll: returns as soon as the job finishes; shorter slices keep the bar moving.
+                job = self.job(job_id, wait=min(1.0 if progress else 10.0, max(left, 0.01)))
+                bar.set_postfix_str(job["status"], refresh=False)
+                target = 100.0 * float(job.get("progress") or 0.0)
+                if target > bar.n:
+                    bar.update(target - bar.n)
+                if job["status"] in FINISHED:
+                    break
+        finally:
+            bar.close()
+        if raise_on_failure and job["status"] != "succeeded":
+            raise JobFailed(job)
+        return job
+
+    def result(self, job_id: str) -> Result:
+        return Result.from_json(self._request("GET", f"/v1/jobs/{job_id}/result").json())
+
+    def result_json(self, job_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", f"/v1/jobs/{job_id}/result").json()
+        return data
+
+    def diagram_image(self, job_id: str, fmt: str = "svg") -> bytes:
+        if fmt not in ("svg", "png"):
+            raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
+        return self._request("GET", f"/v1/jobs/{job_id}/diagram.{fmt}").content
+
+    def compute(
+        self,
+        points: Any,
+        *,
+        maxdim: int = 1,
+        threshold: float | None = None,
+        coeff: int = 2,
+        timeout: float | None = None,
+        progress: bool = False,
+    ) -> Result:
+        """Upload, submit, wait and fetch in one call."""
+        job = self.submit(points, maxdim=maxdim, threshold=threshold, coeff=coeff)
+        self.wait(job["id"], timeout=timeout, progress=progress)
+        return self.result(job["id"])
