@@ -153,21 +153,31 @@ SimplexCounter counter_for(const SparseDistanceMatrix& dist, value_t) {
 template <class D>
 std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const MemoryBudget& budget,
                          const Monitor& monitor) {
-  if (maxdim < 2) return budget.used();
+  if (maxdim < 1) return budget.used();
   const double room = double(budget.limit()) - double(budget.used());
   const double per_simplex = sizeof(DiameterIndex);
-  // Cheap bound first from the degrees alone.
   const std::vector<std::size_t> degree = lower_degrees(dist, threshold);
-  double estimate = per_simplex * (upper_bound(degree, maxdim) + upper_bound(degree, maxdim - 1));
-  if (estimate > room) {
-    SimplexCounter counter = counter_for(dist, threshold);
-    const double top = counter.count(maxdim, room / per_simplex, monitor);
-    const double below = top * per_simplex > room ? 0 : counter.count(maxdim - 1, room / per_simplex, monitor);
-    estimate = per_simplex * (top + below);
-    if (estimate > room)
-      throw MemoryLimitExceeded("the complex has too many simplices for the memory limit: its simplices of dimension " +
-                                std::to_string(maxdim) + " alone need more than " + mib(room) + " (limit " +
-                                mib(double(budget.limit())) + "); lower the threshold or maxdim, or use fewer points");
+  // The edge list and the columns of dimension 1 are held together.
+  const double edges = upper_bound(degree, 1);
+  double estimate = 2 * per_simplex * edges;
+  auto refuse = [&](index_t dim) {
+    throw MemoryLimitExceeded("the complex has too many simplices for the memory limit: its simplices of dimension " +
+                              std::to_string(dim) + " alone need more than " + mib(room) + " (limit " +
+                              mib(double(budget.limit())) + "); lower the threshold or maxdim, or use fewer points");
+  };
+  if (estimate > room) refuse(1);
+  if (maxdim >= 2) {
+    // Cheap bound first from the degrees alone; exact counts only when it is over.
+    double simplices = upper_bound(degree, maxdim) + upper_bound(degree, maxdim - 1);
+    if (estimate + per_simplex * simplices > room) {
+      SimplexCounter counter = counter_for(dist, threshold);
+      const double cap = (room - estimate) / per_simplex;
+      const double top = counter.count(maxdim, cap, monitor);
+      const double below = top > cap ? 0 : counter.count(maxdim - 1, cap - top, monitor);
+      simplices = top + below;
+      if (simplices > cap) refuse(maxdim);
+    }
+    estimate += per_simplex * simplices;
   }
   return budget.used() + static_cast<std::size_t>(estimate);
 }
