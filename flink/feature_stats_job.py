@@ -385,6 +385,7 @@ def _kafka_sink(bootstrap: str, topic: str) -> KafkaSink:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    LOG.setLevel(args.log_level)  # PyFlink's Python runtime lowers the root logger to WARNING on import
     if "PYFLINK_GATEWAY_PORT" not in os.environ:
         # Local run: the embedded cluster's JVM log goes to var/, not into the virtualenv.
         os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / "var" / "flink" / "log"))
@@ -395,10 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     client = env.execute_async("tda-feature-stats")
     job_id = client.get_job_id()
     deadline = time.monotonic() + 120
-    status = str(client.get_job_status().result())
+    status = client.get_job_status().result().name
     while status in ("INITIALIZING", "CREATED") and time.monotonic() < deadline:
         time.sleep(0.2)
-        status = str(client.get_job_status().result())
+        status = client.get_job_status().result().name
     # run_local.py and the tests wait for this line.
     LOG.info("%s job %s %s: %s -> %s, window %gs%s", READY_MARKER, job_id, status, args.input_topic,
              args.output_topic, args.window_seconds, " (bounded)" if args.bounded else "")  # fmt: skip

@@ -110,8 +110,7 @@ class PersistenceResult:
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``death`` is ``None`` for essential classes."""
         diagrams = [
-            [[float(b), (float(dd) if math.isfinite(dd) else None)] for b, dd in d.tolist()]
-            for d in self.diagrams
+            [[float(b), (float(dd) if math.isfinite(dd) else None)] for b, dd in d.tolist()] for d in self.diagrams
         ]
         return {
             "diagrams": diagrams,

@@ -21,6 +21,9 @@ Diagrams = list[npt.NDArray[np.float64]]
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TDA_DATASETS", REPO.parent / "shared" / "datasets"))
 REL_TOL = 1e-6
+# Distances are rounded to float32: below its smallest normal number they may flush to zero, where GUDHI's float64
+# keeps them (a pair (0, 1e-162) is a zero-length pair for us).
+ABS_TOL = float(np.finfo(np.float32).tiny)
 
 
 def euclidean_matrix(X: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -61,7 +64,8 @@ def gudhi_rips(D: npt.NDArray[np.float64], maxdim: int, threshold: float | None,
     if threshold is not None:
         kwargs["max_edge_length"] = threshold
     st = gudhi.RipsComplex(**kwargs).create_simplex_tree(max_dimension=maxdim + 1)
-    st.compute_persistence(homology_coeff_field=coeff, min_persistence=-1.0)
+    # persistence_dim_max: otherwise GUDHI skips the top dimension present, e.g. H0 of a single point.
+    st.compute_persistence(homology_coeff_field=coeff, min_persistence=-1.0, persistence_dim_max=True)
     dgms = [st.persistence_intervals_in_dimension(k) for k in range(maxdim + 1)]
     return normalize(dgms, maxdim)
 
@@ -85,7 +89,7 @@ def diagram_mismatch(ours: Diagrams, ref: Diagrams, rel_tol: float = REL_TOL) ->
     """None if the diagrams agree, else a description of the first disagreement."""
     if len(ours) != len(ref):
         return f"{len(ours)} diagrams, reference has {len(ref)}"
-    tol = rel_tol * _scale(ours, ref)
+    tol = rel_tol * _scale(ours, ref) + ABS_TOL
     for k, (a, b) in enumerate(zip(ours, ref, strict=True)):
         if a.size and np.any(a[:, 1] <= a[:, 0]):
             return f"H{k}: ours has pairs with death <= birth: {a[a[:, 1] <= a[:, 0]][:5].tolist()}"

@@ -33,17 +33,22 @@ class UnionFind {
 };
 
 // Sorts with up to two threads (halves sorted concurrently, then merged).
+// The merge needs a buffer as large as the input; without room in the budget
+// it sorts on one thread.
 template <class T, class Compare>
-void sort_parallel(std::vector<T>& v, Compare comp, int n_threads) {
-  if (n_threads < 2 || v.size() < (1u << 16)) {
+void sort_parallel(std::vector<T>& v, Compare comp, int n_threads, MemoryBudget& budget) {
+  const std::size_t buffer = v.size() * sizeof(T);
+  if (n_threads < 2 || v.size() < (1u << 16) || budget.used() + buffer > budget.limit()) {
     std::sort(v.begin(), v.end(), comp);
     return;
   }
+  budget.charge(buffer, "the merge buffer");
   auto mid = v.begin() + v.size() / 2;
   std::thread other([&] { std::sort(v.begin(), mid, comp); });
   std::sort(mid, v.end(), comp);
   other.join();
   std::inplace_merge(v.begin(), mid, v.end(), comp);
+  budget.release(buffer);
 }
 
 constexpr DiameterEntry kNone{0, 0, -1};
@@ -327,7 +332,7 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
       [](const DiameterIndex& a, const DiameterIndex& b) {
         return a.diameter < b.diameter || (a.diameter == b.diameter && a.index > b.index);
       },
-      options_.n_threads);
+      options_.n_threads, budget_);
   monitor_.poll(progress_of(0, 0.5));
 
   UnionFind components(n_);
@@ -580,7 +585,7 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
     budget_.release(simplices.capacity() * sizeof(DiameterIndex));
     std::vector<DiameterIndex>().swap(simplices);
   }
-  sort_parallel(columns, GreaterDiameterOrSmallerIndex(), options_.n_threads);
+  sort_parallel(columns, GreaterDiameterOrSmallerIndex(), options_.n_threads, budget_);
 }
 
 template <class D>

@@ -1,0 +1,40 @@
+"""Type stub for the compiled engine module (cpp_core/bindings/module.cpp)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class InputError(ValueError): ...
+class MemoryLimitError(ValueError): ...
+class Cancelled(RuntimeError): ...
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+def default_memory_limit() -> int: ...
+def rips_from_points(
+    points: npt.NDArray[np.float64],
+    maxdim: int,
+    threshold: float,
+    coeff: int,
+    n_threads: int,
+    memory_limit: int,
+    progress: Callable[[float], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]: ...
+def rips_from_lower_distances(
+    lower: npt.NDArray[np.float64],
+    n: int,
+    maxdim: int,
+    threshold: float,
+    coeff: int,
+    n_threads: int,
+    memory_limit: int,
+    progress: Callable[[float], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]: ...

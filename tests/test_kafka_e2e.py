@@ -1,0 +1,243 @@
+"""End to end: the real service (`tda-ray serve`: local Ray + Serve) publishing to a real Kafka broker.
+
+* a job submitted over HTTP shows up on tda_feature_results within 2 s of finishing, keyed by job id;
+* a broker outage during jobs loses nothing (jobs succeed, results wait in the outbox, then arrive);
+* killing the sink actor's process: Ray restarts it and it resumes the outbox;
+* POST /v1/events round-trips through raw_data_events; invalid bodies get a 4xx;
+* GET /v1/health reports the broker state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tda_ray import messages
+
+pytestmark = [pytest.mark.kafka, pytest.mark.ray, pytest.mark.timeout(600)]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS, RAW = "tda_feature_results", "raw_data_events"
+
+
+class Server:
+    def __init__(self, base: str, broker: Any, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.base, self.broker, self.proc, self.log = base, broker, proc, log
+        self.http = httpx.Client(base_url=base, timeout=60)
+
+    def health(self) -> dict[str, Any]:
+        r = self.http.get("/v1/health")
+        assert r.status_code == 200
+        return dict(r.json())
+
+    def run_job(self, seed: int, wait: bool = True) -> dict[str, Any]:
+        pts = np.random.default_rng(seed).normal(size=(40, 2)).tolist()
+        pc = self.http.post("/v1/pointclouds", json={"points": pts})
+        assert pc.status_code == 201, pc.text
+        job = self.http.post("/v1/jobs", json={"pointcloud_id": pc.json()["id"], "params": {"maxdim": 1}})
+        assert job.status_code == 202, job.text
+        return self.wait_job(job.json()["id"]) if wait else dict(job.json())
+
+    def wait_job(self, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.http.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                assert job["status"] == "succeeded", job
+                return dict(job)
+        raise AssertionError(f"job {job_id} did not finish in {timeout_s}s")
+
+
+def _wait_for(cond, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(broker_module, tmp_path_factory) -> Iterator[Server]:
+    if broker_module.missing_requirements():
+        pytest.skip(f"Kafka broker unavailable: {broker_module.missing_requirements()}")
+    # A broker of our own: the outage test stops and restarts it.
+    broker = broker_module.KafkaBroker(tmp_path_factory.mktemp("kafka-e2e"), port=broker_module.free_port())
+    broker.start(timeout=120)
+    state = tmp_path_factory.mktemp("service")
+    port = broker_module.free_port()
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "TDA_PORT": str(port),
+        "TDA_HOST": "127.0.0.1",
+        "TDA_DATABASE_URL": f"sqlite:///{state / 'tda.db'}",
+        "TDA_STORAGE_ROOT": str(state / "storage"),
+        "TDA_KAFKA_ENABLED": "true",
+        "TDA_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "TDA_NUM_CPUS": "2",
+    }
+    log = state / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tda_ray.cli", "serve"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    srv = Server(f"http://127.0.0.1:{port}", broker, proc, log)
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                r = srv.http.get("/v1/health", timeout=2)
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and r.json().get("status") == "ok"  # 404 while Serve deploys
+
+        _wait_for(up, 240, "the service to become healthy")
+        _wait_for(lambda: (srv.health()["components"]["kafka"].get("sink") or {}).get("alive"), 60, "the sink actor")
+        yield srv
+    finally:
+        srv.http.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        broker.stop()
+
+
+def _keys(records) -> set[str]:
+    return {r.key.decode() for r in records}
+
+
+def test_health_reports_the_broker(server):
+    kafka = server.health()["components"]["kafka"]
+    assert kafka["enabled"] is True
+    assert kafka["broker"]["state"] == "up" and kafka["broker"]["bootstrap"] == server.broker.bootstrap
+    assert kafka["sink"]["state"] in ("starting", "up")
+
+
+def test_topics_exist_with_the_configured_partitions(server):
+    from tda_ray.settings import Settings
+    from tda_ray.streaming import KafkaConfig, partition_counts
+
+    cfg = KafkaConfig.from_settings(Settings(kafka_bootstrap=server.broker.bootstrap))
+    names = [t.name for t in cfg.topics()]
+    assert names == [RAW, RESULTS, "tda_feature_stats"]
+    assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
+
+
+def test_job_message_arrives_within_2s_of_finishing(server):
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(RESULTS, bootstrap_servers=server.broker.bootstrap, auto_offset_reset="latest")
+    _wait_for(lambda: consumer.poll(timeout_ms=100) == {} and consumer.assignment(), 30, "the consumer to join")
+    seen: dict[str, tuple[float, Any]] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for batch in consumer.poll(timeout_ms=50).values():
+                for r in batch:
+                    seen.setdefault(r.key.decode(), (time.time(), r))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        job = server.run_job(seed=1)
+        _wait_for(lambda: job["id"] in seen, 30, "the job's message")
+    finally:
+        stop.set()
+        reader.join()
+        consumer.close()
+    seen_at, record = seen[job["id"]]
+    finished = datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00")).timestamp()
+    assert seen_at - finished < 2.0, f"message visible {seen_at - finished:.2f}s after the job finished"
+    msg = json.loads(record.value)
+    messages.validate_result_message(msg)
+    assert msg["job_id"] == job["id"] == record.key.decode()
+    result = server.http.get(f"/v1/jobs/{job['id']}/result").json()
+    assert msg["n_features"] == result["n_pairs"] and msg["betti"] == result["betti"]
+
+
+def test_broker_outage_during_jobs_loses_nothing(server, kafka_consume):
+    server.broker.stop()
+    _wait_for(lambda: server.health()["components"]["kafka"]["broker"]["state"] == "down", 30, "health: down")
+    jobs = [server.run_job(seed=10 + i) for i in range(3)]  # they still succeed
+    assert all(j["status"] == "succeeded" for j in jobs)
+    _wait_for(
+        lambda: server.health()["components"]["kafka"]["sink"]["state"] == "down", 60, "the sink to report down"
+    )
+    server.broker.start(timeout=120)
+    ids = {j["id"] for j in jobs}
+    records = kafka_consume(server.broker.bootstrap, RESULTS, until=lambda r: _keys(r) >= ids, timeout_s=120)
+    assert _keys(records) >= ids
+    _wait_for(lambda: server.health()["components"]["kafka"]["sink"]["state"] == "up", 30, "the sink to recover")
+
+
+def test_killed_sink_actor_resumes_the_outbox(server, kafka_consume):
+    before = server.health()["components"]["kafka"]["sink"]
+    os.kill(before["pid"], signal.SIGKILL)  # the actor's worker process dies; Ray restarts the actor
+    jobs = [server.run_job(seed=20 + i, wait=False) for i in range(2)]
+    ids = {server.wait_job(j["id"])["id"] for j in jobs}
+    records = kafka_consume(server.broker.bootstrap, RESULTS, until=lambda r: _keys(r) >= ids, timeout_s=120)
+    assert _keys(records) >= ids
+    after = _wait_for(lambda: server.health()["components"]["kafka"]["sink"], 30, "the restarted sink")
+    assert after["pid"] != before["pid"]
+
+
+def test_raw_events_round_trip(server, kafka_consume):
+    events = [
+        {"source_id": "sensor-a", "values": [0.0, 1.0], "event_id": "e1"},
+        {"source_id": "sensor-b", "values": [2.0, 3.0], "event_id": "e2", "attributes": {"unit": "m"}},
+        {"source_id": "sensor-a", "values": [4.0, 5.0], "event_id": "e3", "event_time": "2026-01-01T00:00:00Z"},
+    ]
+    r = server.http.post("/v1/events", json={"events": events})
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": 3, "topic": RAW}
+    records = kafka_consume(
+        server.broker.bootstrap, RAW, until=lambda rs: {"e1", "e2", "e3"} <= {json.loads(x.value)["event_id"] for x in rs}
+    )
+    mine = [r for r in records if json.loads(r.value)["event_id"] in {"e1", "e2", "e3"}]
+    for rec in mine:
+        msg = json.loads(rec.value)
+        messages.validate_raw_event(msg)
+        assert rec.key.decode() == msg["source_id"]
+    a = [json.loads(x.value)["event_id"] for x in mine if x.key == b"sensor-a"]
+    assert a == ["e1", "e3"]  # per-source order kept
+    assert len({x.partition for x in mine if x.key == b"sensor-a"}) == 1
+    e3 = next(json.loads(x.value) for x in mine if json.loads(x.value)["event_id"] == "e3")
+    assert e3["event_time"] == "2026-01-01T00:00:00Z" and e3["values"] == [4.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"{}",
+        b'{"events": []}',
+        b'{"events": [{"source_id": "s", "values": [NaN]}]}',
+        b'{"events": [{"source_id": "s", "values": []}]}',
+        b'{"events": [{"values": [1.0]}]}',
+        b'{"events": [{"source_id": "s", "values": [1.0], "bogus": true}]}',
+    ],
+)
+def test_invalid_event_bodies_get_4xx(server, body):
+    r = server.http.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert "detail" in r.json()
