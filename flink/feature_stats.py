@@ -71,7 +71,7 @@ def parse_timestamp_ms(value: str) -> int:
         raise InvalidMessage(f"finished_at is not an RFC 3339 date-time: {value!r}") from exc
     if dt.tzinfo is None:
         raise InvalidMessage(f"finished_at has no UTC offset: {value!r}")
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def format_timestamp_ms(ms: int) -> str:
@@ -103,7 +103,7 @@ class ResultParser:
 
         # Checks the schema cannot express: one entry per dimension 0..maxdim, finite numbers.
         n_dims = int(msg["params"]["maxdim"]) + 1
-        for name in ("n_features", "total_persistence", "betti"):
+        for name in ("n_features", "total_persistence", "betti", "diagrams"):
             if len(msg[name]) != n_dims:
                 raise InvalidMessage(f"{name} has {len(msg[name])} entries, params.maxdim={n_dims - 1} needs {n_dims}")
         persistence = tuple(float(v) for v in msg["total_persistence"])

@@ -6,10 +6,11 @@ tumbling window (event time = the result's ``finished_at``) the number of jobs, 
 homology dimension and the total persistence per dimension, as JSON to ``tda_feature_stats`` and to the log.
 Malformed messages go to a dead-letter topic and the log; the job keeps running.
 
-Windows close when the watermark (largest finished_at seen minus the allowed out-of-orderness) passes their
-end, or, when no newer result arrives, ``idle-close`` seconds of wall clock after their end, so a quiet stream
-still reports within one window plus a few seconds. A result for a window that was already reported is
-reported again in a record with ``late: true`` that holds only the late results: sum records of one window.
+A window closes when the watermark passes its end (event-time progress from the Kafka publish timestamps,
+tracked per partition, minus the allowed out-of-orderness), or, when no newer result arrives,
+``--idle-close-seconds`` of wall clock after its end, so a quiet stream still reports within one window plus
+a few seconds. A result for a window that was already reported (published long after it finished) is
+reported in an extra record with ``late: true`` that holds only the late results: sum the records of a window.
 
 Run locally (embedded mini-cluster)::
 
@@ -17,8 +18,9 @@ Run locally (embedded mini-cluster)::
 
 On a Flink cluster::
 
-    flink run -py flink/feature_stats_job.py -pyexec /path/to/flink-venv/bin/python \
-        -pyclientexec /path/to/flink-venv/bin/python -pyFiles flink/feature_stats.py -- --bootstrap kafka:9092
+    flink run -py flink/feature_stats_job.py -pyFiles flink/feature_stats.py \
+        -pyclientexec flink/.venv/bin/python -pyexec /opt/tda-flink-venv/bin/python \
+        --bootstrap kafka-1:9092 --checkpoint-dir file:///flink-checkpoints
 
 Every option also reads an environment variable (see ``--help``).
 """
@@ -32,8 +34,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
@@ -56,23 +59,26 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import load_java_class
 
 HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # feature_stats.py beside this file (local runs; a cluster gets it via -pyFiles)
 
 import feature_stats as fs  # noqa: E402
 
 LOG = logging.getLogger("tda_flink.feature_stats")
-REPO_ROOT = HERE.parent
 DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
 READY_MARKER = "tda-feature-stats started:"
+SOURCE_IDLENESS_MS = 5000
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 
 
 # --- operators ---------------------------------------------------------------------------------------------
 
 
-class ParseResults(ProcessFunction):  # type: ignore[misc]
+class ParseResults(ProcessFunction):
     """JSON + schema validation; a bad message becomes a dead letter (side output), never a job failure."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
@@ -99,12 +105,7 @@ class ParseResults(ProcessFunction):  # type: ignore[misc]
         )
 
 
-class FinishedAt(TimestampAssigner):  # type: ignore[misc]
-    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
-        return int(value[2])
-
-
-class EmittedNow(TimestampAssigner):  # type: ignore[misc]
+class EmittedNow(TimestampAssigner):
     """Stats records carry the wall clock as their Kafka timestamp.
 
     Without it they would carry the window's end (from the event-time timer): a producer clock far ahead
@@ -115,7 +116,7 @@ class EmittedNow(TimestampAssigner):  # type: ignore[misc]
         return int(time.time() * 1000)
 
 
-class DropDuplicates(KeyedProcessFunction):  # type: ignore[misc]
+class DropDuplicates(KeyedProcessFunction):
     """Keyed by job_id: the producer delivers at-least-once, so a job may arrive twice; count it once."""
 
     def __init__(self, ttl_seconds: int) -> None:
@@ -139,7 +140,7 @@ class DropDuplicates(KeyedProcessFunction):  # type: ignore[misc]
         yield value
 
 
-class WindowedStats(KeyedProcessFunction):  # type: ignore[misc]
+class WindowedStats(KeyedProcessFunction):
     """Tumbling event-time windows with a wall-clock close for quiet streams (all results share one key)."""
 
     def __init__(self, size_ms: int, idle_close_ms: int | None, emitted_retention_ms: int) -> None:
@@ -202,8 +203,35 @@ class WindowedStats(KeyedProcessFunction):  # type: ignore[misc]
 # --- wiring --------------------------------------------------------------------------------------------------
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+# (option, env var, default, type, help); every option can come from its environment variable.
+OPTIONS: list[tuple[str, str, str, type, str]] = [
+    ("--bootstrap", "TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", str, "Kafka bootstrap servers"),
+    ("--input-topic", "TDA_FLINK_INPUT_TOPIC", "tda_feature_results", str, "result messages"),
+    ("--output-topic", "TDA_FLINK_OUTPUT_TOPIC", "tda_feature_stats", str, "window statistics"),
+    ("--dead-letter-topic", "TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq", str,
+     "malformed messages; empty: log only"),
+    ("--group-id", "TDA_FLINK_GROUP_ID", "tda-flink-feature-stats", str,
+     "consumer group; a restarted job resumes from its committed offsets"),
+    ("--window-seconds", "TDA_FLINK_WINDOW_SECONDS", "10", float, "tumbling window size"),
+    ("--out-of-orderness-seconds", "TDA_FLINK_OUT_OF_ORDERNESS_SECONDS", "2", float,
+     "how far Kafka publish times may be out of order within a partition"),
+    ("--idle-close-seconds", "TDA_FLINK_IDLE_CLOSE_SECONDS", "2", float,
+     "wall-clock wait after a window's end before it is reported when no newer result arrives"),
+    ("--dedup-ttl-seconds", "TDA_FLINK_DEDUP_TTL_SECONDS", "3600", int,
+     "how long a job_id is remembered to drop duplicate deliveries; 0 disables"),
+    ("--checkpoint-interval-seconds", "TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS", "5", float,
+     "checkpoints commit the consumed offsets to Kafka"),
+    ("--checkpoint-dir", "TDA_FLINK_CHECKPOINT_DIR", "", str,
+     "durable checkpoint storage URI (file:///..., s3://...); empty: job manager memory"),
+    ("--starting-offsets", "TDA_FLINK_STARTING_OFFSETS", "committed", str,
+     "committed (earliest where the group has none), earliest or latest"),
+    ("--parallelism", "TDA_FLINK_PARALLELISM", "1", int, "operator parallelism"),
+    ("--schema", "TDA_FLINK_SCHEMA", str(fs.DEFAULT_SCHEMA_PATH), str, "JSON Schema of the input messages"),
+    ("--jars", "TDA_FLINK_JARS", DEFAULT_JAR_GLOB, str, "glob of the connector jars (make flink-jars)"),
+    ("--python-executable", "TDA_FLINK_PYTHON", "", str,
+     "interpreter of the Python workers; default: this one when run directly, -pyexec under `flink run`"),
+    ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
+]  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -211,50 +239,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Windowed topological feature statistics: tda_feature_results -> tda_feature_stats.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    ap.add_argument("--bootstrap", default=_env("TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                    help="Kafka bootstrap servers [TDA_KAFKA_BOOTSTRAP]")  # fmt: skip
-    ap.add_argument("--input-topic", default=_env("TDA_FLINK_INPUT_TOPIC", "tda_feature_results"),
-                    help="[TDA_FLINK_INPUT_TOPIC]")  # fmt: skip
-    ap.add_argument("--output-topic", default=_env("TDA_FLINK_OUTPUT_TOPIC", "tda_feature_stats"),
-                    help="[TDA_FLINK_OUTPUT_TOPIC]")  # fmt: skip
-    ap.add_argument("--dead-letter-topic", default=_env("TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq"),
-                    help="topic for malformed messages; empty: log only [TDA_FLINK_DEAD_LETTER_TOPIC]")  # fmt: skip
-    ap.add_argument("--group-id", default=_env("TDA_FLINK_GROUP_ID", "tda-flink-feature-stats"),
-                    help="consumer group whose committed offsets a restart resumes from [TDA_FLINK_GROUP_ID]")  # fmt: skip
-    ap.add_argument("--window-seconds", type=float, default=float(_env("TDA_FLINK_WINDOW_SECONDS", "10")),
-                    help="tumbling window size [TDA_FLINK_WINDOW_SECONDS]")  # fmt: skip
-    ap.add_argument("--out-of-orderness-seconds", type=float,
-                    default=float(_env("TDA_FLINK_OUT_OF_ORDERNESS_SECONDS", "2")),
-                    help="how far finished_at may run behind the newest one seen [TDA_FLINK_OUT_OF_ORDERNESS_SECONDS]")  # fmt: skip
-    ap.add_argument("--idle-close-seconds", type=float, default=float(_env("TDA_FLINK_IDLE_CLOSE_SECONDS", "2")),
-                    help="wall-clock wait after a window's end before it is reported without a newer result "
-                         "[TDA_FLINK_IDLE_CLOSE_SECONDS]")  # fmt: skip
-    ap.add_argument("--dedup-ttl-seconds", type=int, default=int(_env("TDA_FLINK_DEDUP_TTL_SECONDS", "3600")),
-                    help="how long a job_id is remembered to drop duplicate deliveries; 0 disables "
-                         "[TDA_FLINK_DEDUP_TTL_SECONDS]")  # fmt: skip
-    ap.add_argument("--checkpoint-interval-seconds", type=float,
-                    default=float(_env("TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS", "5")),
-                    help="checkpoints commit the consumed offsets to Kafka [TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS]")  # fmt: skip
-    ap.add_argument("--checkpoint-dir", default=_env("TDA_FLINK_CHECKPOINT_DIR", ""),
-                    help="durable checkpoint storage URI (file:///..., s3://...); empty: job manager memory "
-                         "[TDA_FLINK_CHECKPOINT_DIR]")  # fmt: skip
-    ap.add_argument("--starting-offsets", choices=("committed", "earliest", "latest"),
-                    default=_env("TDA_FLINK_STARTING_OFFSETS", "committed"),
-                    help="committed: the group's offsets, earliest where it has none [TDA_FLINK_STARTING_OFFSETS]")  # fmt: skip
+    for flag, env_var, default, kind, text in OPTIONS:
+        choices = ("committed", "earliest", "latest") if flag == "--starting-offsets" else None
+        ap.add_argument(flag, type=kind, default=kind(os.environ.get(env_var, default)), choices=choices,
+                        help=f"{text} [{env_var}]")  # fmt: skip
     ap.add_argument("--bounded", action="store_true",
-                    help="stop at the latest offsets seen at start (backfills, tests); reports every window")  # fmt: skip
-    ap.add_argument("--parallelism", type=int, default=int(_env("TDA_FLINK_PARALLELISM", "1")),
-                    help="[TDA_FLINK_PARALLELISM]")  # fmt: skip
-    ap.add_argument("--schema", default=_env("TDA_FLINK_SCHEMA", str(fs.DEFAULT_SCHEMA_PATH)),
-                    help="JSON Schema of the input messages [TDA_FLINK_SCHEMA]")  # fmt: skip
-    ap.add_argument("--jars", default=_env("TDA_FLINK_JARS", DEFAULT_JAR_GLOB),
-                    help="glob of connector jars (make flink-jars) [TDA_FLINK_JARS]")  # fmt: skip
-    ap.add_argument("--python-executable", default=_env("TDA_FLINK_PYTHON", ""),
-                    help="interpreter of the Python workers; default: this one when run locally, "
-                         "-pyexec under `flink run` [TDA_FLINK_PYTHON]")  # fmt: skip
+                    help="stop at the offsets latest at start (backfills, tests); reports every window")  # fmt: skip
     ap.add_argument("--no-create-topics", action="store_true",
                     help="do not create missing output/dead-letter topics at start")  # fmt: skip
-    ap.add_argument("--log-level", default=_env("TDA_FLINK_LOG_LEVEL", "INFO"), help="[TDA_FLINK_LOG_LEVEL]")
     args = ap.parse_args(argv)
     for name in ("window_seconds", "idle_close_seconds", "checkpoint_interval_seconds"):
         if getattr(args, name) <= 0:
@@ -325,24 +317,40 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
         .set_topics(args.input_topic)
         .set_group_id(args.group_id)
         .set_starting_offsets(start)
-        .set_value_only_deserializer(SimpleStringSchema())
         .set_property("commit.offsets.on.checkpoint", "true")
         # The input topic may be created after the job starts: look for (new) partitions every 5 s.
         .set_property("partition.discovery.interval.ms", "5000")
     )
+    # Kafka's own StringDeserializer turns a null value (tombstone) into None, which becomes a dead letter;
+    # Flink's SimpleStringSchema would throw and fail the job on every restart. PyFlink wraps only
+    # DeserializationSchema, so the Java builder is called directly.
+    string_deserializer = load_java_class(
+        "org.apache.flink.kafka.shaded.org.apache.kafka.common.serialization.StringDeserializer"
+    )
+    source_builder._j_builder.setDeserializer(
+        get_gateway().jvm.org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema.valueOnly(
+            string_deserializer
+        )
+    )
     if args.bounded:
         source_builder = source_builder.set_bounded(KafkaOffsetsInitializer.latest())
-    raw = env.from_source(source_builder.build(), WatermarkStrategy.no_watermarks(), "tda_feature_results")
+    # Event-time progress comes from the Kafka record timestamps (publish time), tracked per partition by the
+    # source, so reading partitions at different speeds (a backlog after a restart) closes no window early.
+    # Windows themselves are by finished_at; a result published long after it finished arrives late and is
+    # reported in a `late` record. Idle partitions stop holding the watermark back after SOURCE_IDLENESS_MS.
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(int(args.out_of_orderness_seconds * 1000))
+    ).with_idleness(Duration.of_millis(SOURCE_IDLENESS_MS))
+    raw = env.from_source(source_builder.build(), watermarks, "tda_feature_results")
 
     parsed = raw.process(ParseResults(schema)).name("parse+validate")
-    timed = parsed.assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(int(args.out_of_orderness_seconds * 1000)))
-        .with_timestamp_assigner(FinishedAt())
-    )
+    results = parsed
     if args.dedup_ttl_seconds > 0:
-        timed = timed.key_by(lambda r: r[0], key_type=Types.STRING()).process(DropDuplicates(args.dedup_ttl_seconds))
+        results = results.key_by(lambda r: r[0], key_type=Types.STRING()).process(
+            DropDuplicates(args.dedup_ttl_seconds)
+        )
     stats = (
-        timed.key_by(lambda r: 0, key_type=Types.INT())
+        results.key_by(lambda r: 0, key_type=Types.INT())
         .process(
             WindowedStats(
                 size_ms=int(args.window_seconds * 1000),
@@ -387,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     LOG.setLevel(args.log_level)  # PyFlink's Python runtime lowers the root logger to WARNING on import
     if "PYFLINK_GATEWAY_PORT" not in os.environ:
-        # Local run: the embedded cluster's JVM log goes to var/, not into the virtualenv.
+        # Run directly (embedded cluster): the JVM, started by the first PyFlink call below, logs into
+        # FLINK_LOG_DIR; default var/flink/log rather than the virtualenv. Under `flink run` the CLI decides.
         os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / "var" / "flink" / "log"))
         Path(os.environ["FLINK_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
     if not args.no_create_topics:

@@ -16,6 +16,7 @@ dead-letter log sinks) and ``log/`` (the embedded cluster's JVM log).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -106,19 +107,15 @@ class FlinkJob:
         if pid is None or not self.is_running():
             self._clear()
             return False
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _group_alive(pid):
             _reap(pid)
             time.sleep(0.1)
         if _group_alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             while _group_alive(pid):
                 _reap(pid)
                 time.sleep(0.05)
@@ -164,10 +161,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

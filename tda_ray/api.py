@@ -39,11 +39,13 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tda_ray
@@ -270,6 +272,20 @@ _R503 = {503: {**_ERR, "description": "Kafka is disabled or unreachable; nothing
 
 _POINTS_ADAPTER = TypeAdapter(PointCloudIn)
 
+# OpenAPI links: how a response's id feeds the next call (clients, and schemathesis' stateful phase).
+_JOB_ID = {"job_id": "$response.body#/id"}
+_PC_LINKS = {
+    "GetPointCloud": {"operationId": "get_pointcloud", "parameters": {"pointcloud_id": "$response.body#/id"}},
+    "SubmitJob": {"operationId": "submit_job", "requestBody": {"pointcloud_id": "$response.body#/id"}},
+}
+_JOB_LINKS = {
+    "GetJob": {"operationId": "get_job", "parameters": _JOB_ID},
+    "GetResult": {"operationId": "get_result", "parameters": _JOB_ID},
+    "CancelJob": {"operationId": "cancel_job", "parameters": _JOB_ID},
+    "GetDiagramSvg": {"operationId": "diagram_svg", "parameters": _JOB_ID},
+    "GetDiagramPng": {"operationId": "diagram_png", "parameters": _JOB_ID},
+}
+
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -328,6 +344,13 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
 
     auth = [Depends(require_key)]
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 when a JSON body is not even text; every other body problem is a 422.
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return JSONResponse({"detail": "malformed request body: not UTF-8 encoded JSON"}, status_code=422)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
@@ -348,7 +371,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    @app.get("/v1/health", response_model=HealthOut, tags=["service"], operation_id="health")
     def health() -> HealthOut:
         db = storage_state = "ok"
         try:
@@ -375,8 +398,9 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=PointCloudOut,
         dependencies=auth,
         tags=["pointclouds"],
+        operation_id="upload_pointcloud",
         openapi_extra=_UPLOAD_BODY,
-        responses={**_R401, **_R413, **_R415, **_R422},
+        responses={201: {"links": _PC_LINKS}, **_R401, **_R413, **_R415, **_R422},
     )
     async def upload_pointcloud(request: Request) -> PointCloudOut:
         """Upload a point cloud: JSON ``{"points": [[x, y, ...], ...]}`` or a multipart ``file``."""
@@ -386,7 +410,10 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             try:
                 parsed = _POINTS_ADAPTER.validate_json(body)
             except ValidationError as exc:
-                raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+                errors = exc.errors(include_url=False, include_context=False)
+                for e in errors:
+                    e["loc"] = ("body", *e["loc"])
+                raise RequestValidationError(errors) from exc
             rec = await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name)
         elif ctype == "multipart/form-data":
             try:
@@ -414,6 +441,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=PointCloudOut,
         dependencies=auth,
         tags=["pointclouds"],
+        operation_id="get_pointcloud",
         responses={**_R401, **_R404},
     )
     def get_pointcloud(pointcloud_id: str) -> PointCloudOut:
@@ -425,7 +453,8 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=JobOut,
         dependencies=auth,
         tags=["jobs"],
-        responses={**_R401, **_R404, **_R413, **_R422},
+        operation_id="submit_job",
+        responses={202: {"links": _JOB_LINKS}, **_R401, **_R404, **_R413, **_R422},
     )
     def submit_job(job: JobIn) -> JobOut:
         """Queue a job; it runs as a Ray task. Poll GET /v1/jobs/{id} (``?wait=`` long-polls)."""
@@ -436,7 +465,14 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             log.warning("could not notify the dispatcher", exc_info=True)
         return _job_out(rec)
 
-    @app.get("/v1/jobs", response_model=JobList, dependencies=auth, tags=["jobs"], responses={**_R401, **_R422})
+    @app.get(
+        "/v1/jobs",
+        response_model=JobList,
+        dependencies=auth,
+        tags=["jobs"],
+        operation_id="list_jobs",
+        responses={**_R401, **_R422},
+    )
     def list_jobs(
         status: Annotated[JobStatus | None, Query(description="Only jobs in this state")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -450,6 +486,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=JobOut,
         dependencies=auth,
         tags=["jobs"],
+        operation_id="get_job",
         responses={**_R401, **_R404, **_R422},
     )
     async def get_job(
@@ -474,6 +511,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=JobOut,
         dependencies=auth,
         tags=["jobs"],
+        operation_id="cancel_job",
         responses={**_R401, **_R404, **_R409},
     )
     def cancel_job(job_id: str) -> JobOut:
@@ -490,6 +528,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_model=ResultOut,
         dependencies=auth,
         tags=["jobs"],
+        operation_id="get_result",
         responses={**_R401, **_R404, **_R409},
     )
     def get_result(job_id: str) -> ResultOut:
@@ -524,6 +563,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_class=Response,
         dependencies=auth,
         tags=["jobs"],
+        operation_id="diagram_svg",
         responses={200: {"content": {"image/svg+xml": {}}}, **_R401, **_R404, **_R409},
     )
     def diagram_svg(job_id: str) -> Response:
@@ -534,6 +574,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         response_class=Response,
         dependencies=auth,
         tags=["jobs"],
+        operation_id="diagram_png",
         responses={200: {"content": {"image/png": {}}}, **_R401, **_R404, **_R409},
     )
     def diagram_png(job_id: str) -> Response:
@@ -723,6 +764,10 @@ def run_server(settings: Settings | None = None, config_path: str | os.PathLike[
         else:
             ray.init(address=settings.ray_address, namespace="serve")
         started_ray = True
+        # ray.init installs its own fatal-signal handler, which would kill this process on SIGTERM
+        # and orphan Ray's daemons: put ours back so SIGTERM shuts down cleanly.
+        for s in old:
+            signal.signal(s, _on_signal)
         client = serve_private_api.serve_start(
             http_options=config.http_options.model_dump(),
             proxy_location=config.proxy_location,

@@ -28,6 +28,7 @@ __all__ = [
     "PersistenceResult",
     "vietoris_rips",
     "is_prime",
+    "ripser",
 ]
 
 # Largest prime the core packs next to a simplex index; larger fields would
@@ -218,3 +219,27 @@ def vietoris_rips(
         n_points=n,
         extras={"sparse": out["sparse"], "effective_threshold": out["threshold"]},
     )
+
+
+def ripser(
+    X: Any,
+    maxdim: int = 1,
+    thresh: float = math.inf,
+    coeff: int = 2,
+    distance_matrix: bool = False,
+    n_threads: int = 1,
+) -> dict[str, Any]:
+    """Drop-in for ``ripser.ripser``'s common arguments: returns ``{"dgms": [...], "thresh": ...}``.
+
+    Cocycles, greedy permutations and other metrics are not offered; pass a
+    distance matrix for non-Euclidean metrics.
+    """
+    result = vietoris_rips(
+        X,
+        maxdim=maxdim,
+        threshold=None if math.isinf(thresh) else thresh,
+        coeff=coeff,
+        distance_matrix=distance_matrix,
+        n_threads=n_threads,
+    )
+    return {"dgms": result.diagrams, "thresh": thresh}

@@ -323,14 +323,15 @@ def _run_job(
 _remote_run_job: Any = None
 
 
-def run_job(settings: Settings) -> Any:
-    """The Ray remote function for jobs, with this deployment's retry and CPU options."""
+def run_job(settings: Settings, job_id: str) -> Any:
+    """The Ray remote function for one job, with this deployment's retry and CPU options."""
     global _remote_run_job
     import ray
 
     if _remote_run_job is None:
         _remote_run_job = ray.remote(_run_job)
     return _remote_run_job.options(
+        name=f"tda-job-{job_id}",
         num_cpus=settings.job_cpus,
         max_retries=settings.job_max_retries,  # re-run when the worker process or node dies
         retry_exceptions=False,  # an exception is a verdict about the input, not bad luck
@@ -470,7 +471,7 @@ class Dispatcher:
                 continue
             try:
                 points_ref = ray.put(points)
-                ref = run_job(self.settings).options(name=f"tda-job-{claim.job_id}").remote(
+                ref = run_job(self.settings, claim.job_id).remote(
                     self.settings, claim.job_id, claim.attempt, points_ref, claim.params
                 )
             except Exception:

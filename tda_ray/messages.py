@@ -20,7 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 RESULT_SCHEMA_VERSION = 1
 RAW_EVENT_SCHEMA_VERSION = 1
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+
+
+def _schema_dir() -> Path:
+    # Source checkout / editable install: <repo>/schemas (the copy the Flink job reads too).
+    # Installed wheel or container image: the copy installed next to this module.
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "schemas", here / "schemas"):
+        if (candidate / "tda_feature_result.v1.schema.json").is_file():
+            return candidate
+    return here.parent / "schemas"
+
+
+SCHEMA_DIR = _schema_dir()
 RESULT_SCHEMA_FILE = SCHEMA_DIR / f"tda_feature_result.v{RESULT_SCHEMA_VERSION}.schema.json"
 RAW_EVENT_SCHEMA_FILE = SCHEMA_DIR / f"raw_data_event.v{RAW_EVENT_SCHEMA_VERSION}.schema.json"
 
@@ -34,6 +46,11 @@ def _validator(path: str) -> jsonschema.Draft202012Validator:
     schema = json.loads(Path(path).read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Raise if `schema` is not a valid JSON Schema (draft 2020-12)."""
+    jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def load_result_schema() -> dict[str, Any]:

@@ -466,16 +466,25 @@ class OutboxSink:
 
     def drain_once(self) -> tuple[bool, bool]:
         """Publish one batch of pending rows. Returns (something was published, no Kafka error)."""
+        reached_kafka = False
+        if not self._topics_ready:
+            # The start-up admin step: create the topics (idempotent) before anything is published.
+            try:
+                ensure_topics(self.cfg, timeout_s=self.cfg.request_timeout_ms / 1000)
+                self._topics_ready = reached_kafka = True
+            except KafkaUnavailable as exc:
+                self._set_down(str(exc))
+                self.stats.pending = len(self.store.pending_outbox(limit=self.cfg.outbox_batch))
+                return False, False
         rows = self.store.pending_outbox(limit=self.cfg.outbox_batch)
         self.stats.pending = len(rows)
         if not rows:
+            if reached_kafka:
+                self.stats.state, self.stats.last_error = "up", None
             return False, True
         try:
             if self._producer is None:
                 self._producer = make_producer(self.cfg)
-            if not self._topics_ready:
-                ensure_topics(self.cfg, timeout_s=self.cfg.request_timeout_ms / 1000)
-                self._topics_ready = True
         except KafkaUnavailable as exc:
             self._close_producer()
             self._set_down(str(exc))
@@ -604,15 +613,13 @@ def stop_sink(timeout_s: float = 10.0) -> None:
 
 
 def startup_hook(settings: Settings) -> None:
-    """For :func:`tda_ray.jobs.startup_hooks`: topics + sink actor when Kafka is enabled."""
-    if not settings.kafka_enabled:
-        return
-    cfg = KafkaConfig.from_settings(settings)
-    try:
-        ensure_topics(cfg, timeout_s=5.0)
-    except KafkaUnavailable as exc:
-        log.warning("Kafka topics not created yet (%s); the sink creates them once the broker answers", exc)
-    start_sink(settings)
+    """For :func:`tda_ray.jobs.startup_hooks`: start the sink actor when Kafka is enabled.
+
+    Does not wait for Kafka: the actor creates the topics (retrying until the broker answers), so a
+    broker that is down at start-up delays nothing but the publishing.
+    """
+    if settings.kafka_enabled:
+        start_sink(settings)
 
 
 def health(settings: Settings) -> dict[str, Any]:

@@ -59,8 +59,8 @@ def test_cli_start_is_idempotent_and_restart_keeps_data(kafka_broker_factory, br
     producer.close()
 
     # Clean stop through the CLI (another process than the one that started it).
-    out = subprocess.run([sys.executable, str(BROKER_PY), "stop", "--data-dir", str(data_dir)], capture_output=True)
-    assert out.returncode == 0
+    stopped = subprocess.run([sys.executable, str(BROKER_PY), "stop", "--data-dir", str(data_dir)], capture_output=True)
+    assert stopped.returncode == 0
     assert not broker.is_running()
     assert (broker.log_dir / ".kafka_cleanshutdown").exists()
     status = subprocess.run(

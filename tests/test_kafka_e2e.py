@@ -98,6 +98,7 @@ def server(broker_module, tmp_path_factory) -> Iterator[Server]:
         )
     srv = Server(f"http://127.0.0.1:{port}", broker, proc, log)
     try:
+
         def up() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
@@ -180,9 +181,7 @@ def test_broker_outage_during_jobs_loses_nothing(server, kafka_consume):
     _wait_for(lambda: server.health()["components"]["kafka"]["broker"]["state"] == "down", 30, "health: down")
     jobs = [server.run_job(seed=10 + i) for i in range(3)]  # they still succeed
     assert all(j["status"] == "succeeded" for j in jobs)
-    _wait_for(
-        lambda: server.health()["components"]["kafka"]["sink"]["state"] == "down", 60, "the sink to report down"
-    )
+    _wait_for(lambda: server.health()["components"]["kafka"]["sink"]["state"] == "down", 60, "the sink to report down")
     server.broker.start(timeout=120)
     ids = {j["id"] for j in jobs}
     records = kafka_consume(server.broker.bootstrap, RESULTS, until=lambda r: _keys(r) >= ids, timeout_s=120)
@@ -211,7 +210,9 @@ def test_raw_events_round_trip(server, kafka_consume):
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 3, "topic": RAW}
     records = kafka_consume(
-        server.broker.bootstrap, RAW, until=lambda rs: {"e1", "e2", "e3"} <= {json.loads(x.value)["event_id"] for x in rs}
+        server.broker.bootstrap,
+        RAW,
+        until=lambda rs: {"e1", "e2", "e3"} <= {json.loads(x.value)["event_id"] for x in rs},
     )
     mine = [r for r in records if json.loads(r.value)["event_id"] in {"e1", "e2", "e3"}]
     for rec in mine:

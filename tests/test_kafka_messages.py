@@ -13,7 +13,7 @@ from tda_ray import messages
 from tda_ray.engine import vietoris_rips
 
 
-def _circle(n: int = 40, seed: int = 0) -> np.ndarray:
+def _circle(n: int = 40, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.sort(rng.uniform(0, 2 * np.pi, n))
     return np.c_[np.cos(t), np.sin(t)] + rng.normal(0, 0.02, (n, 2))
@@ -22,7 +22,7 @@ def _circle(n: int = 40, seed: int = 0) -> np.ndarray:
 def _message(**kw):
     pts = _circle()
     res = vietoris_rips(pts, maxdim=1)
-    args = {
+    args: dict = {
         "job_id": "a" * 32,
         "pointcloud_id": "b" * 32,
         "algorithm": "vietoris_rips",
@@ -36,10 +36,9 @@ def _message(**kw):
 
 
 def test_schema_file_is_valid_draft_2020_12():
-    import jsonschema
-
     schema = messages.load_result_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
+    messages.check_schema(schema)  # raises on an invalid schema
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     required = set(schema["required"])
     assert {"schema_version", "job_id", "pointcloud_id", "algorithm", "params", "betti", "n_features"} <= required
     assert {"total_persistence", "diagrams", "finished_at"} <= required
@@ -96,7 +95,7 @@ def test_nan_in_a_diagram_is_refused():
 
 
 def test_oversized_result_keeps_most_persistent_pairs():
-    full, res = _message()
+    full, _ = _message()
     size = len(messages.encode(full))
     cut, _ = _message(max_bytes=size // 2)
     assert len(messages.encode(cut)) <= size // 2

@@ -172,3 +172,25 @@ def test_redelivery_is_a_same_key_duplicate(tmp_path, kafka_broker, kafka_consum
     a, b = (json.loads(r.value) for r in records)
     a.pop("published_at"), b.pop("published_at")
     assert a == b
+
+
+def test_sink_started_before_the_broker_creates_topics_and_catches_up(tmp_path, kafka_broker_factory, kafka_consume):
+    from tda_ray.streaming import partition_counts
+
+    broker = kafka_broker_factory()
+    broker.stop()  # Kafka is down when the service (and its sink) start
+    settings = _settings(tmp_path, broker.bootstrap)
+    cfg = KafkaConfig.from_settings(settings)
+    sink = OutboxSink(settings).start()
+    try:
+        ids = _finish_jobs(settings, 2, seed=6)
+        _wait(lambda: sink.status()["state"] == "down", 30, "the sink to report the broker down")
+        assert sink.status()["pending"] == 2
+        broker.start()
+        _wait(lambda: not _pending(settings), 90, "the outbox to drain")
+    finally:
+        sink.stop()
+    names = [t.name for t in cfg.topics()]
+    assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
+    records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(_by_key(r)) >= 2)
+    assert set(_by_key(records)) == set(ids)

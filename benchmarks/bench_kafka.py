@@ -1,0 +1,231 @@
+"""Kafka benchmarks against a real local broker.
+
+1. Publish throughput (messages/s, MB/s, acks=all + idempotent producer):
+   * raw events through the same publisher POST /v1/events uses (batches, each waited for);
+   * result messages of a realistic size (a real engine result) through make_producer.
+2. Job finished -> message visible latency: real jobs (engine + job store) finish one by one while the
+   outbox sink (the code the Ray actor runs) drains the outbox; a consumer notes when each job's message
+   arrives. Latency = time seen by the consumer - the job's finished_at in the store.
+
+    .venv/bin/python benchmarks/bench_kafka.py                    # starts its own broker in a temp dir
+    .venv/bin/python benchmarks/bench_kafka.py --bootstrap 127.0.0.1:9092 --json out.json
+
+Prints a table and (with --json) writes the figures. Loopback only; bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _broker_module() -> Any:
+    spec = importlib.util.spec_from_file_location("tda_kafka_broker", REPO_ROOT / "infra" / "kafka" / "broker.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["tda_kafka_broker"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
+    from tda_ray.streaming import RawEventPublisher, ensure_topics
+
+    ensure_topics(cfg)
+    pub = RawEventPublisher(cfg)
+    rng = np.random.default_rng(0)
+    events = [
+        {"source_id": f"sensor-{i % 16}", "values": rng.normal(size=3).tolist(), "event_id": str(i)} for i in range(n)
+    ]
+    pub.publish(events[:batch])  # warm-up: connection, metadata, producer id
+    t0 = time.perf_counter()
+    nbytes = 0
+    for i in range(0, n, batch):
+        sent = pub.publish(events[i : i + batch])
+        nbytes += sum(len(json.dumps(m)) for m in sent)
+    dt = time.perf_counter() - t0
+    pub.close()
+    return {"messages": n, "batch": batch, "seconds": dt, "msgs_per_s": n / dt, "mb_per_s": nbytes / dt / 1e6}
+
+
+def bench_result_messages(cfg: Any, n: int) -> dict[str, Any]:
+    from tda_ray import messages
+    from tda_ray.engine import vietoris_rips
+    from tda_ray.streaming import ensure_topics, make_producer
+
+    ensure_topics(cfg)
+    pts = np.random.default_rng(1).normal(size=(200, 3))
+    res = vietoris_rips(pts, maxdim=1)
+    msg = messages.build_result_message(
+        job_id=uuid.uuid4().hex, pointcloud_id=uuid.uuid4().hex, algorithm="vietoris_rips",
+        params={"maxdim": 1, "threshold": None, "coeff": 2}, diagrams=res.diagrams, finished_at=None, n_points=200,
+    )  # fmt: skip
+    value = messages.encode(msg)
+    producer = make_producer(cfg)
+    producer.send(cfg.results_topic, key=b"warm-up", value=value).get(timeout=30)
+    t0 = time.perf_counter()
+    futures = [producer.send(cfg.results_topic, key=uuid.uuid4().hex.encode(), value=value) for _ in range(n)]
+    producer.flush(timeout=120)
+    for f in futures:
+        f.get(timeout=0)
+    dt = time.perf_counter() - t0
+    producer.close()
+    return {
+        "messages": n,
+        "message_bytes": len(value),
+        "compression": cfg.compression,
+        "seconds": dt,
+        "msgs_per_s": n / dt,
+        "mb_per_s": n * len(value) / dt / 1e6,
+    }
+
+
+def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
+    from kafka import KafkaConsumer
+
+    from tda_ray import jobs
+    from tda_ray.settings import Settings
+    from tda_ray.streaming import KafkaConfig, OutboxSink, ensure_topics
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        database_url=f"sqlite:///{workdir / 'bench.db'}",
+        storage_root=str(workdir / "storage"),
+        kafka_enabled=True,
+        kafka_bootstrap=bootstrap,
+        kafka_results_topic=f"bench_results_{tag}",
+        kafka_raw_topic=f"bench_raw_{tag}",
+        kafka_stats_topic=f"bench_stats_{tag}",
+    ).resolved()
+    cfg = KafkaConfig.from_settings(settings)
+    ensure_topics(cfg)
+    st = jobs.store_for(settings)
+
+    consumer = KafkaConsumer(cfg.results_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for batch in consumer.poll(timeout_ms=20).values():
+                for r in batch:
+                    seen.setdefault(r.key.decode(), time.time())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sink = OutboxSink(settings).start()
+    rng = np.random.default_rng(2)
+    ids = []
+    try:
+        for _ in range(n_jobs):
+            pc = st.create_pointcloud(rng.normal(size=(60, 2)), name=None, source="bench")
+            job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2})
+            (claim,) = [c for c in st.claim_queued("bench", 10) if c.job_id == job.id]
+            jobs._run_job(settings, job.id, claim.attempt, st.load_points(pc.id), claim.params)
+            ids.append(job.id)
+            time.sleep(0.1)  # jobs finish at a spread of moments relative to the sink's poll
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(i in seen for i in ids):
+            time.sleep(0.05)
+    finally:
+        sink.stop()
+        stop.set()
+        reader.join()
+        consumer.close()
+    lat = []
+    for job_id in ids:
+        finished = st.get_job(job_id).finished_at
+        assert finished is not None
+        if job_id in seen:
+            lat.append(seen[job_id] - finished.timestamp())
+    return {
+        "jobs": n_jobs,
+        "delivered": len(lat),
+        "poll_interval_s": cfg.outbox_poll_s,
+        "p50_s": statistics.median(lat),
+        "p95_s": _pct(lat, 0.95),
+        "max_s": max(lat),
+        "mean_s": statistics.fmean(lat),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap", help="use a running broker (default: start one in a temp dir)")
+    ap.add_argument("--raw-events", type=int, default=20000)
+    ap.add_argument("--raw-batch", type=int, default=500)
+    ap.add_argument("--results", type=int, default=2000)
+    ap.add_argument("--jobs", type=int, default=30)
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    args = ap.parse_args(argv)
+
+    from tda_ray.streaming import KafkaConfig
+
+    broker = None
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
+        if args.bootstrap:
+            bootstrap = args.bootstrap
+        else:
+            bm = _broker_module()
+            reason = bm.missing_requirements()
+            if reason:
+                print(f"cannot start a broker: {reason}", file=sys.stderr)
+                return 2
+            broker = bm.KafkaBroker(Path(tmp) / "kafka", port=bm.free_port())
+            broker.start()
+            bootstrap = broker.bootstrap
+        try:
+            tag = uuid.uuid4().hex[:8]
+            cfg = KafkaConfig(
+                bootstrap=bootstrap,
+                raw_topic=f"bench_raw_{tag}",
+                results_topic=f"bench_results_{tag}",
+                stats_topic=f"bench_stats_{tag}",
+            )
+            out = {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "raw_events": bench_raw_events(cfg, args.raw_events, args.raw_batch),
+                "result_messages": bench_result_messages(cfg, args.results),
+                "latency": bench_latency(bootstrap, args.jobs, Path(tmp)),
+            }
+        finally:
+            if broker is not None:
+                broker.stop()
+    r, m, lat = out["raw_events"], out["result_messages"], out["latency"]
+    print(f"raw events      : {r['msgs_per_s']:10.0f} msg/s  {r['mb_per_s']:6.2f} MB/s  (batches of {r['batch']})")
+    print(
+        f"result messages : {m['msgs_per_s']:10.0f} msg/s  {m['mb_per_s']:6.2f} MB/s  "
+        f"({m['message_bytes']} B each, {m['compression']})"
+    )
+    print(
+        f"finished->visible latency over {lat['delivered']}/{lat['jobs']} jobs: p50 {lat['p50_s'] * 1000:.0f} ms, "
+        f"p95 {lat['p95_s'] * 1000:.0f} ms, max {lat['max_s'] * 1000:.0f} ms (poll {lat['poll_interval_s']} s)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""The HTTP service against a real local Ray + Serve, over real HTTP (one server for the module).
+
+Covers the whole flow (results equal to calling the engine directly), every kind of bad input (4xx with
+a `detail` naming the problem, never a 5xx), 404/409, cancel of queued and running jobs, 20 concurrent
+jobs, and a schemathesis run over the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from service_harness import ServiceProcess, wait_for
+
+from tda_ray.engine import vietoris_rips
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
+
+MAX_UPLOAD = 2_000_000
+MAX_MAXDIM = 2
+MEMORY_LIMIT = 256 * 2**20
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    svc = ServiceProcess(
+        tmp_path_factory.mktemp("service"),
+        max_upload_bytes=MAX_UPLOAD,
+        max_maxdim=MAX_MAXDIM,
+        memory_limit_bytes=MEMORY_LIMIT,
+    )
+    svc.start()
+    yield svc
+    code = svc.stop()
+    assert code == 0, f"server did not shut down cleanly ({code}):\n{svc.log_text()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def http(service: ServiceProcess) -> Iterator[httpx.Client]:
+    with service.client() as c:
+        yield c
+
+
+def cloud(n: int, d: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def upload_json(http: httpx.Client, X: np.ndarray) -> str:
+    r = http.post("/v1/pointclouds", json={"points": X.tolist()})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def submit(http: httpx.Client, pc_id: str, **params: Any) -> dict[str, Any]:
+    r = http.post("/v1/jobs", json={"pointcloud_id": pc_id, "algorithm": "vietoris_rips", "params": params})
+    assert r.status_code == 202, r.text
+    job: dict[str, Any] = r.json()
+    assert job["status"] == "queued"
+    return job
+
+
+def wait_done(http: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+    raise AssertionError(f"job {job_id} not finished after {timeout_s} s")
+
+
+def assert_same_diagrams(result: dict[str, Any], X: np.ndarray, **params: Any) -> None:
+    ref = vietoris_rips(X, **params)
+    assert len(result["diagrams"]) == len(ref.diagrams)
+    for got, want in zip(result["diagrams"], ref.diagrams, strict=True):
+        arr = np.array([[b, math.inf if d is None else d] for b, d in got], dtype=np.float64).reshape(-1, 2)
+        np.testing.assert_array_equal(arr, want)
+    assert result["betti"] == [int(np.isinf(d[:, 1]).sum()) for d in ref.diagrams]
+
+
+def long_job(http: httpx.Client, seed: int) -> dict[str, Any]:
+    """A job of several seconds on this machine (2500 points in R^3, H0+H1)."""
+    return submit(http, upload_json(http, cloud(2500, seed=seed)), maxdim=1)
+
+
+# --------------------------------------------------------------------------- basics and the flow
+
+
+def test_health_and_docs(http: httpx.Client) -> None:
+    h = http.get("/v1/health").json()
+    assert h["status"] == "ok" and h["database"] == "ok" and h["dispatcher"]["alive"] is True
+    assert http.get("/docs").status_code == 200
+    spec = http.get("/openapi.json").json()
+    for path in ("/v1/health", "/v1/pointclouds", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"):
+        assert path in spec["paths"]
+
+
+def test_flow_json_upload_result_equals_engine(http: httpx.Client) -> None:
+    X = cloud(120, seed=1)
+    pc_id = upload_json(http, X)
+    meta = http.get(f"/v1/pointclouds/{pc_id}").json()
+    assert (meta["n_points"], meta["dim"]) == (120, 3)
+    job = submit(http, pc_id, maxdim=2, threshold=None, coeff=3)
+    r = http.get(f"/v1/jobs/{job['id']}/result")
+    assert r.status_code in (200, 409)  # no 5xx whatever the timing
+    done = wait_done(http, job["id"])
+    assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["error"] is None
+    assert done["started_at"] and done["finished_at"] and done["created_at"] <= done["started_at"]
+    res = http.get(f"/v1/jobs/{job['id']}/result").json()
+    assert res["job_id"] == job["id"] and res["n_points"] == 120
+    assert_same_diagrams(res, X, maxdim=2, coeff=3)
+    assert res["diagrams"][0][-1][1] is None  # one essential H0 class, sent as null
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv", "parquet"])
+def test_file_uploads(http: httpx.Client, fmt: str) -> None:
+    X = cloud(60, d=2, seed=2)
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, X, allow_pickle=False)
+        data = buf.getvalue()
+    elif fmt == "csv":
+        data = "\n".join(",".join(repr(float(v)) for v in row) for row in X).encode()
+    else:
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"x": X[:, 0], "y": X[:, 1]}), buf)
+        data = buf.getvalue()
+    r = http.post("/v1/pointclouds", files={"file": (f"cloud.{fmt}", data)}, data={"name": f"my {fmt}"})
+    assert r.status_code == 201, r.text
+    pc = r.json()
+    assert (pc["n_points"], pc["dim"], pc["name"]) == (60, 2, f"my {fmt}")
+    job = submit(http, pc["id"], maxdim=1)
+    assert wait_done(http, job["id"])["status"] == "succeeded"
+    assert_same_diagrams(http.get(f"/v1/jobs/{job['id']}/result").json(), X, maxdim=1)
+
+
+def test_diagram_pictures(http: httpx.Client) -> None:
+    job = submit(http, upload_json(http, cloud(50, seed=3)), maxdim=1)
+    wait_done(http, job["id"])
+    svg = http.get(f"/v1/jobs/{job['id']}/diagram.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content[:500]
+    png = http.get(f"/v1/jobs/{job['id']}/diagram.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+
+
+# --------------------------------------------------------------------------- bad input: 4xx naming the problem
+
+
+def _npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("nan", {"content": b'{"points": [[0, 1], [NaN, 2]]}'}, 422, "nan"),
+    ("inf", {"content": b'{"points": [[0, 1], [1e999, 2]]}'}, 422, "inf"),
+    ("ragged", {"json": {"points": [[0, 1], [2]]}}, 422, "ragged"),
+    ("empty cloud", {"json": {"points": []}}, 422, "at least 1"),
+    ("empty rows", {"json": {"points": [[], []]}}, 422, "empty"),
+    ("not numbers", {"json": {"points": [["a", "b"]]}}, 422, "number"),
+    ("booleans", {"json": {"points": [[True, False]]}}, 422, "number"),
+    ("no points key", {"json": {"pts": [[1, 2]]}}, 422, "points"),
+    ("malformed json", {"content": b'{"points": [[1, 2]'}, 422, "json"),
+    ("not json at all", {"content": b"hello"}, 422, "json"),
+    ("wrong content type", {"content": b"1,2\n", "headers": {"content-type": "text/csv"}}, 415, "multipart"),
+    ("pickled npy", {"files": {"file": ("x.npy", _npy(np.array([{"a": 1}], dtype=object), True))}}, 422, "object"),
+    ("pickle bytes", {"files": {"file": ("x.npy", b"\x80\x04\x95\x10\x00cos\nsystem\n.")}}, 422, "pickle"),
+    ("1-D npy", {"files": {"file": ("x.npy", _npy(np.arange(5.0)))}}, 422, "2-d"),
+    ("nan npy", {"files": {"file": ("x.npy", _npy(np.array([[1.0, np.nan]])))}}, 422, "non-finite"),
+    ("empty npy", {"files": {"file": ("x.npy", _npy(np.zeros((0, 3))))}}, 422, "empty"),
+    ("ragged csv", {"files": {"file": ("x.csv", b"1,2\n3\n")}}, 422, "line 2"),
+    ("text in csv", {"files": {"file": ("x.csv", b"1,2\n3,abc\n")}}, 422, "abc"),
+    ("corrupt parquet", {"files": {"file": ("x.parquet", b"PAR1garbage")}}, 422, "parquet"),
+    ("distance matrix", {"files": {"file": ("x.distance_matrix", b"0 1\n1 0\n")}}, 422, "distance"),
+    ("multipart without file", {"data": {"name": "x"}, "files": {"other": ("a", b"1")}}, 422, "file"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "word"), [c[1:] for c in BAD_UPLOADS], ids=[c[0] for c in BAD_UPLOADS])
+def test_bad_uploads(http: httpx.Client, kwargs: dict[str, Any], status: int, word: str) -> None:
+    kw = dict(kwargs)
+    if "content" in kw and "headers" not in kw:
+        kw["headers"] = {"content-type": "application/json"}
+    r = http.post("/v1/pointclouds", **kw)
+    assert r.status_code == status, r.text
+    detail = json.dumps(r.json()["detail"]).lower()
+    assert word.lower() in detail, detail
+
+
+def test_upload_over_the_size_limit_is_413(http: httpx.Client) -> None:
+    big = cloud(MAX_UPLOAD // 24 + 1000, d=3)
+    r = http.post("/v1/pointclouds", files={"file": ("big.npy", _npy(big))})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    r = http.post("/v1/pointclouds", json={"points": big.tolist()})
+    assert r.status_code == 413
+
+    # A streamed body without Content-Length is counted as it arrives.
+    def chunks() -> Iterator[bytes]:
+        yield b'{"points": ['
+        for _ in range(MAX_UPLOAD // 1000 + 10):
+            yield b"[1.0, 2.0, 3.0], " * 60
+        yield b"[1.0, 2.0, 3.0]]}"
+
+    r = http.post("/v1/pointclouds", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+
+
+@pytest.fixture(scope="module")
+def small_pc(http: httpx.Client) -> str:
+    return upload_json(http, cloud(30, seed=4))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "word"),
+    [
+        ({"params": {"maxdim": -1}}, 422, "maxdim"),
+        ({"params": {"maxdim": MAX_MAXDIM + 1}}, 422, "limit"),
+        ({"params": {"maxdim": 1.5}}, 422, "maxdim"),
+        ({"params": {"coeff": 4}}, 422, "prime"),
+        ({"params": {"coeff": 1}}, 422, "coeff"),
+        ({"params": {"threshold": -1}}, 422, "threshold"),
+        ({"params": {"thresold": 1}}, 422, "thresold"),
+        ({"algorithm": "cech"}, 422, "vietoris_rips"),
+        ({"pointcloud_id": "0" * 32}, 404, "not found"),
+        ({"pointcloud_id": "../../etc/passwd"}, 404, "not found"),
+        ({"pointcloud_id": None}, 422, "pointcloud_id"),
+    ],
+)
+def test_bad_jobs(http: httpx.Client, small_pc: str, body: dict[str, Any], status: int, word: str) -> None:
+    full = {"pointcloud_id": small_pc, "algorithm": "vietoris_rips", "params": {"maxdim": 1}, **body}
+    r = http.post("/v1/jobs", json=full)
+    assert r.status_code == status, r.text
+    assert word in json.dumps(r.json()["detail"]), r.text
+
+
+def test_malformed_job_json(http: httpx.Client) -> None:
+    r = http.post("/v1/jobs", content=b'{"pointcloud_id": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "json" in json.dumps(r.json()["detail"]).lower()
+
+
+def test_memory_guard_refusal_is_422(http: httpx.Client) -> None:
+    # Without a threshold the engine needs n(n-1)/2 float32 distances: 12000 points > 256 MiB.
+    r = http.post("/v1/pointclouds", files={"file": ("many.npy", _npy(cloud(12000, d=2)))})
+    assert r.status_code == 201, r.text
+    r = http.post("/v1/jobs", json={"pointcloud_id": r.json()["id"], "params": {"maxdim": 1}})
+    assert r.status_code == 422 and "memory limit" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{}", "/v1/jobs/{}/result", "/v1/jobs/{}/diagram.svg", "/v1/pointclouds/{}"])
+@pytest.mark.parametrize("ident", ["f" * 32, "nope", "..%2F..%2Fetc"])
+def test_unknown_ids_are_404(http: httpx.Client, path: str, ident: str) -> None:
+    r = http.get(path.format(ident))
+    assert r.status_code == 404 and "not found" in r.json()["detail"].lower()
+    assert http.delete(f"/v1/jobs/{ident}").status_code == 404
+
+
+# --------------------------------------------------------------------------- 409, cancel, listing
+
+
+def test_result_409_while_running_then_cancel(http: httpx.Client, service: ServiceProcess) -> None:
+    job = long_job(http, seed=10)
+    running = wait_for(
+        lambda: (j := http.get(f"/v1/jobs/{job['id']}").json())["status"] == "running" and j, 60, "job to run"
+    )
+    assert running["runs"] == 1
+    r = http.get(f"/v1/jobs/{job['id']}/result")
+    assert r.status_code == 409 and "not ready" in r.json()["detail"]
+    assert http.get(f"/v1/jobs/{job['id']}/diagram.png").status_code == 409
+
+    t0 = time.monotonic()
+    r = http.delete(f"/v1/jobs/{job['id']}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # The task notices within its sync interval and frees its CPU: nothing in flight any more.
+    wait_for(lambda: http.get("/v1/health").json()["dispatcher"]["in_flight"] == 0, 10, "the task to stop")
+    assert time.monotonic() - t0 < 10
+    after = http.get(f"/v1/jobs/{job['id']}").json()
+    assert after["status"] == "cancelled" and after["progress"] < 1.0
+    r = http.get(f"/v1/jobs/{job['id']}/result")
+    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+    r = http.delete(f"/v1/jobs/{job['id']}")
+    assert r.status_code == 409 and "already cancelled" in r.json()["detail"]
+
+
+def test_cancel_queued_job_never_runs(http: httpx.Client) -> None:
+    blockers = [long_job(http, seed=20 + i) for i in range(2)]  # both CPUs busy
+    wait_for(
+        lambda: all(http.get(f"/v1/jobs/{b['id']}").json()["status"] == "running" for b in blockers), 60, "blockers"
+    )
+    queued = submit(http, upload_json(http, cloud(40, seed=5)), maxdim=1)
+    r = http.delete(f"/v1/jobs/{queued['id']}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    for b in blockers:
+        assert http.delete(f"/v1/jobs/{b['id']}").status_code == 200
+    wait_for(lambda: http.get("/v1/health").json()["dispatcher"]["in_flight"] == 0, 15, "all tasks to stop")
+    final = http.get(f"/v1/jobs/{queued['id']}").json()
+    assert final["status"] == "cancelled" and final["started_at"] is None and final["runs"] == 0
+
+
+def test_delete_finished_job_is_409(http: httpx.Client, small_pc: str) -> None:
+    job = submit(http, small_pc, maxdim=1)
+    assert wait_done(http, job["id"])["status"] == "succeeded"
+    r = http.delete(f"/v1/jobs/{job['id']}")
+    assert r.status_code == 409 and "succeeded" in r.json()["detail"]
+
+
+def test_progress_is_reported(http: httpx.Client) -> None:
+    job = long_job(http, seed=30)
+    seen = wait_for(lambda: (p := http.get(f"/v1/jobs/{job['id']}").json()["progress"]) > 0 and p, 60, "progress")
+    assert 0 < seen <= 1
+    http.delete(f"/v1/jobs/{job['id']}")
+
+
+def test_twenty_concurrent_jobs_none_lost(http: httpx.Client, service: ServiceProcess) -> None:
+    clouds = [cloud(80 + 5 * i, seed=100 + i) for i in range(20)]
+
+    def run(X: np.ndarray) -> tuple[str, np.ndarray]:
+        with service.client() as c:
+            job = submit(c, upload_json(c, X), maxdim=1)
+            return job["id"], X
+
+    with ThreadPoolExecutor(20) as pool:
+        submitted = list(pool.map(run, clouds))
+    ids = [i for i, _ in submitted]
+    assert len(set(ids)) == 20
+    for job_id, X in submitted:
+        done = wait_done(http, job_id)
+        assert done["status"] == "succeeded", done
+        assert_same_diagrams(http.get(f"/v1/jobs/{job_id}/result").json(), X, maxdim=1)
+    # All of them are listed, page by page.
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        page = http.get("/v1/jobs", params={"status": "succeeded", "limit": 7, "offset": offset}).json()
+        assert all(j["status"] == "succeeded" for j in page["items"])
+        seen.update(j["id"] for j in page["items"])
+        offset += 7
+        if offset >= page["total"]:
+            break
+    assert set(ids) <= seen
+    assert http.get("/v1/jobs", params={"status": "bogus"}).status_code == 422
+    assert http.get("/v1/jobs", params={"limit": 0}).status_code == 422
+
+
+# --------------------------------------------------------------------------- schemathesis over the OpenAPI spec
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+
+@pytest.fixture(scope="module")
+def api_schema(service: ServiceProcess) -> Any:
+    schema = schemathesis.openapi.from_url(f"{service.base_url}/openapi.json")
+    schema.config.generation.update(
+        modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+    )
+    return schema
+
+
+openapi = schemathesis.pytest.from_fixture("api_schema")
+
+
+@openapi.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_openapi_no_5xx_and_schema_conformance(case: Any) -> None:
+    case.call_and_validate(
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+        timeout=60,
+    )
