@@ -18,7 +18,7 @@ Run locally (embedded mini-cluster)::
 
 On a Flink cluster::
 
-    flink run -py flink/feature_stats_job.py -pyFiles flink/feature_stats.py \
+    flink run -py flink/feature_stats_job.py \
         -pyclientexec flink/.venv/bin/python -pyexec /opt/tda-flink-venv/bin/python \
         --bootstrap kafka-1:9092 --checkpoint-dir file:///flink-checkpoints
 
@@ -64,7 +64,7 @@ from pyflink.util.java_utils import load_java_class
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-sys.path.insert(0, str(HERE))  # feature_stats.py beside this file (local runs; a cluster gets it via -pyFiles)
+sys.path.insert(0, str(HERE))  # feature_stats.py beside this file; build() ships it to the workers
 
 import feature_stats as fs  # noqa: E402
 
@@ -206,8 +206,11 @@ class WindowedStats(KeyedProcessFunction):
 # (option, env var, default, type, help); every option can come from its environment variable.
 OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--bootstrap", "TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", str, "Kafka bootstrap servers"),
-    ("--input-topic", "TDA_FLINK_INPUT_TOPIC", "tda_feature_results", str, "result messages"),
-    ("--output-topic", "TDA_FLINK_OUTPUT_TOPIC", "tda_feature_stats", str, "window statistics"),
+    # Same variables as the service's settings (tda_ray/settings.py), so one environment configures both.
+    ("--input-topic", "TDA_KAFKA_RESULTS_TOPIC", "tda_feature_results", str, "result messages"),
+    ("--output-topic", "TDA_KAFKA_STATS_TOPIC", "tda_feature_stats", str, "window statistics"),
+    ("--topic-partitions", "TDA_KAFKA_PARTITIONS", "3", int, "partitions of an output topic the job creates"),
+    ("--topic-replication", "TDA_KAFKA_REPLICATION_FACTOR", "1", int, "its replication factor"),
     ("--dead-letter-topic", "TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq", str,
      "malformed messages; empty: log only"),
     ("--group-id", "TDA_FLINK_GROUP_ID", "tda-flink-feature-stats", str,
@@ -253,8 +256,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ap.error(f"--{name.replace('_', '-')} must be > 0")
     if args.out_of_orderness_seconds < 0 or args.dedup_ttl_seconds < 0:
         ap.error("--out-of-orderness-seconds and --dedup-ttl-seconds must be >= 0")
-    if args.parallelism < 1:
-        ap.error("--parallelism must be >= 1")
+    for name in ("parallelism", "topic_partitions", "topic_replication"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
 
 
@@ -265,17 +269,24 @@ def _jar_urls(pattern: str) -> list[str]:
     return [Path(j).resolve().as_uri() for j in jars]
 
 
-def create_topics(bootstrap: str, topics: list[str]) -> None:
-    """Create the job's output topics if missing (the broker may refuse auto-creation)."""
+def create_topics(bootstrap: str, topics: list[str], partitions: int, replication: int) -> None:
+    """Create the job's output topics if missing (the broker refuses auto-creation; the service's
+    ``ensure_topics`` creates tda_feature_stats too, whichever starts first)."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tda-flink-admin", request_timeout_ms=30000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="tda-flink-admin", request_timeout_ms=30000,
+            bootstrap_timeout_ms=30000,
+        )  # fmt: skip
+    except KafkaError as exc:
+        raise SystemExit(f"cannot reach Kafka at {bootstrap} ({exc}); start it first (make kafka-start)") from exc
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         for topic in missing:
             try:
-                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication)])
                 LOG.info("created topic %s", topic)
             except TopicAlreadyExistsError:
                 pass
@@ -318,8 +329,8 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
         .set_group_id(args.group_id)
         .set_starting_offsets(start)
         .set_property("commit.offsets.on.checkpoint", "true")
-        # The input topic may be created after the job starts: look for (new) partitions every 5 s.
-        .set_property("partition.discovery.interval.ms", "5000")
+        # The input topic may be created after the job starts: look for (new) partitions every 2 s.
+        .set_property("partition.discovery.interval.ms", "2000")
     )
     # Kafka's own StringDeserializer turns a null value (tombstone) into None, which becomes a dead letter;
     # Flink's SimpleStringSchema would throw and fail the job on every restart. PyFlink wraps only
@@ -400,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / "var" / "flink" / "log"))
         Path(os.environ["FLINK_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
     if not args.no_create_topics:
-        create_topics(args.bootstrap, [t for t in (args.output_topic, args.dead_letter_topic) if t])
+        topics = [t for t in (args.output_topic, args.dead_letter_topic) if t]
+        create_topics(args.bootstrap, topics, args.topic_partitions, args.topic_replication)
     env = build(args)
     client = env.execute_async("tda-feature-stats")
     job_id = client.get_job_id()

@@ -83,7 +83,10 @@ Coordinate = Annotated[float, Strict()]
 
 
 class PointCloudIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"points": [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "name": "square"}]},
+    )
     points: list[list[Coordinate]] = Field(
         min_length=1, description="One row per point, all rows of the same length; finite numbers only."
     )
@@ -100,7 +103,7 @@ class PointCloudOut(BaseModel):
 
 
 class JobParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"maxdim": 1, "threshold": None, "coeff": 2}]})
     maxdim: int = Field(default=1, ge=0, description="Largest homology dimension (the server caps it).")
     threshold: float | None = Field(default=None, ge=0, description="Largest edge length; null = full filtration.")
     coeff: int = Field(default=2, ge=2, description="Prime field of coefficients Z/p.")
@@ -135,13 +138,17 @@ class JobList(BaseModel):
     offset: int
 
 
+# [birth, death]; a list rather than a tuple, whose "prefixItems" schema trips some OpenAPI 3.0 tools.
+Pair = Annotated[list[float | None], Field(min_length=2, max_length=2)]
+
+
 class ResultOut(BaseModel):
     job_id: str
     algorithm: str
     params: dict[str, Any]
     n_points: int
     dim: int
-    diagrams: list[list[tuple[float, float | None]]] = Field(
+    diagrams: list[list[Pair]] = Field(
         description="Per homology dimension, [birth, death] pairs; death null = never dies (infinite)."
     )
     betti: list[int] = Field(description="Classes alive at the end of the filtration, per dimension.")
@@ -413,6 +420,9 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
                 errors = exc.errors(include_url=False, include_context=False)
                 for e in errors:
                     e["loc"] = ("body", *e["loc"])
+                    # Echo only small, printable inputs (the body may be huge or not even text).
+                    if not isinstance(e.get("input"), (int, float, str, type(None))) or len(str(e["input"])) > 200:
+                        e.pop("input", None)
                 raise RequestValidationError(errors) from exc
             rec = await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name)
         elif ctype == "multipart/form-data":
@@ -535,7 +545,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         job, res = service.result(job_id)
         s = res.summary
         diagrams = [
-            [(float(b), float(d) if math.isfinite(d) else None) for b, d in dgm.tolist()] for dgm in res.diagrams
+            [[float(b), float(d) if math.isfinite(d) else None] for b, d in dgm.tolist()] for dgm in res.diagrams
         ]
         return ResultOut(
             job_id=job.id,

@@ -318,12 +318,89 @@ def _submit_run(args: argparse.Namespace) -> int:
         raise
 
 
+# --------------------------------------------------------------------------- batch (collections on Ray Data)
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="folder of .npy/.csv/.txt clouds, or Parquet (file or folder) with one cloud per row")
+    p.add_argument("--output", required=True, help="Parquet file written with one row per cloud (path or URI)")
+    p.add_argument("--maxdim", type=_non_negative_int, default=1, help="highest homology dimension (default: 1)")
+    p.add_argument("--threshold", type=_finite_float, default=None, help="largest edge length (default: none)")
+    p.add_argument("--coeff", type=int, default=2, help="prime field of coefficients (default: 2)")
+    p.add_argument("--memory-limit", type=parse_size, default=None, help="per-cloud engine memory limit (e.g. 4G)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="clouds per Ray Data batch (default: 8)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster to join (auto, HOST:PORT, ray://...; default: a local Ray)"
+    )
+    p.add_argument(
+        "--submit",
+        metavar="DASHBOARD_URL",
+        default=None,
+        help="run as a Ray Job on the cluster at this dashboard URL (http://HEAD:8265); paths are the cluster's",
+    )
+    p.add_argument(
+        "--runtime-env-json", default=None, help="with --submit: Ray runtime_env as JSON (e.g. pip, env_vars)"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress on stderr: a bar on a terminal, else a line every few seconds (default: on)",
+    )
+
+
+def _batch_run(args: argparse.Namespace) -> int:
+    require_extra("ray.data")
+    from tda_ray import batch
+
+    if args.submit:
+        env = None
+        if args.runtime_env_json:
+            try:
+                env = json.loads(args.runtime_env_json)
+            except json.JSONDecodeError as exc:
+                fail(f"--runtime-env-json is not valid JSON: {exc}")
+            if not isinstance(env, dict):
+                fail("--runtime-env-json must be a JSON object")
+        try:
+            submitted = batch.submit_batch(
+                args.submit,
+                args.input,
+                args.output,
+                maxdim=args.maxdim,
+                threshold=args.threshold,
+                coeff=args.coeff,
+                memory_limit=args.memory_limit,
+                batch_size=args.batch_size,
+                runtime_env=env,
+            )
+        except ConnectionError as exc:
+            print(f"{PROG}: cannot reach {args.submit}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{PROG}: Ray job {submitted.job_id} {submitted.status}", file=sys.stderr)
+        return EXIT_OK if submitted.succeeded else 1
+    summary = batch.run_batch(
+        args.input,
+        args.output,
+        maxdim=args.maxdim,
+        threshold=args.threshold,
+        coeff=args.coeff,
+        memory_limit=args.memory_limit,
+        batch_size=args.batch_size,
+        address=args.address,
+        progress=args.progress,
+    )
+    print(f"{PROG}: {summary.line()}", file=sys.stderr)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- registry
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("rips", "persistent homology of a Vietoris–Rips filtration", _rips_arguments, _rips_run),
     Subcommand("serve", "run the HTTP service (local Ray + Serve) in the foreground", _serve_arguments, _serve_run),
     Subcommand("submit", "upload a point cloud to a running service and queue a job", _submit_arguments, _submit_run),
+    Subcommand("batch", "persistent homology of a collection of clouds with Ray Data", _batch_arguments, _batch_run),
 ]
 
 

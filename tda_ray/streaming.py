@@ -185,20 +185,23 @@ def ensure_topics(cfg: KafkaConfig, timeout_s: float = 30.0) -> dict[str, str]:
 def _ensure_topics_once(cfg: KafkaConfig) -> dict[str, str]:
     admin = _admin(cfg)
     try:
-        existing = set(admin.list_topics())
         outcome: dict[str, str] = {}
-        for spec in cfg.topics():
-            if spec.name in existing:
-                outcome[spec.name] = "exists"
-                continue
+        for _ in range(3):
+            existing = set(admin.list_topics())
+            outcome.update({s.name: "exists" for s in cfg.topics() if s.name in existing and s.name not in outcome})
+            missing = [s for s in cfg.topics() if s.name not in existing]
+            if not missing:
+                break
             try:
+                # One request for all: the topics appear together.
                 admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs)],
+                    [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs) for s in missing],
                     timeout_ms=cfg.request_timeout_ms,
                 )
-                outcome[spec.name] = "created"
+                outcome.update(dict.fromkeys((s.name for s in missing), "created"))
+                break
             except TopicAlreadyExistsError:
-                outcome[spec.name] = "exists"
+                continue  # another process created some of them meanwhile: look again
         counts = partition_counts(cfg, [s.name for s in cfg.topics()], admin=admin)
         grow = {s.name: NewPartitions(s.partitions) for s in cfg.topics() if 0 < counts.get(s.name, 0) < s.partitions}
         if grow:

@@ -188,11 +188,12 @@ def _require_flink() -> None:
         pytest.skip(reason)
 
 
-def _run_job(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _run_job(args: list[str], timeout: float, log_dir: Path) -> subprocess.CompletedProcess[str]:
     """Run the job in the foreground; its whole process group (JVM, Python workers) is gone on return."""
     proc = subprocess.Popen(
         [str(FLINK_PY), str(JOB_SCRIPT), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "FLINK_LOG_DIR": str(log_dir)},
     )  # fmt: skip
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -282,7 +283,7 @@ MALFORMED: list[tuple[str | None, str]] = [
 @pytest.mark.flink
 @pytest.mark.timeout(300)
 def test_bounded_job_aggregates_exact_counts(
-    kafka_broker: Any, flink_topics: dict[str, str], kafka_consume: Callable[..., list[Any]]
+    kafka_broker: Any, flink_topics: dict[str, str], kafka_consume: Callable[..., list[Any]], tmp_path: Path
 ) -> None:
     rng = random.Random(20261127)
     base = (int(time.time() * 1000) - 3_600_000) // WINDOW_MS * WINDOW_MS
@@ -321,7 +322,7 @@ def test_bounded_job_aggregates_exact_counts(
     producer.close()
 
     t0 = time.monotonic()
-    done = _run_job(_job_args(kafka_broker.bootstrap, flink_topics, "--bounded"), timeout=240)
+    done = _run_job(_job_args(kafka_broker.bootstrap, flink_topics, "--bounded"), timeout=240, log_dir=tmp_path)
     elapsed = time.monotonic() - t0
     assert done.returncode == 0, done.stdout[-6000:]
 

@@ -109,7 +109,8 @@ def server(broker_module, tmp_path_factory) -> Iterator[Server]:
             return r.status_code == 200 and r.json().get("status") == "ok"  # 404 while Serve deploys
 
         _wait_for(up, 240, "the service to become healthy")
-        _wait_for(lambda: (srv.health()["components"]["kafka"].get("sink") or {}).get("alive"), 60, "the sink actor")
+        # The sink actor is up once it has created the topics.
+        _wait_for(lambda: (srv.health()["components"]["kafka"].get("sink") or {}).get("state") == "up", 60, "the sink")
         yield srv
     finally:
         srv.http.close()
@@ -130,7 +131,7 @@ def test_health_reports_the_broker(server):
     kafka = server.health()["components"]["kafka"]
     assert kafka["enabled"] is True
     assert kafka["broker"]["state"] == "up" and kafka["broker"]["bootstrap"] == server.broker.bootstrap
-    assert kafka["sink"]["state"] in ("starting", "up")
+    assert kafka["sink"]["state"] == "up" and kafka["sink"]["alive"] is True
 
 
 def test_topics_exist_with_the_configured_partitions(server):

@@ -185,7 +185,7 @@ def test_sink_started_before_the_broker_creates_topics_and_catches_up(tmp_path, 
     try:
         ids = _finish_jobs(settings, 2, seed=6)
         _wait(lambda: sink.status()["state"] == "down", 30, "the sink to report the broker down")
-        assert sink.status()["pending"] == 2
+        _wait(lambda: sink.status()["pending"] == 2, 30, "the sink to count the waiting rows")
         broker.start()
         _wait(lambda: not _pending(settings), 90, "the outbox to drain")
     finally:

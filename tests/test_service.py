@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -355,32 +358,21 @@ def test_twenty_concurrent_jobs_none_lost(http: httpx.Client, service: ServicePr
 
 # --------------------------------------------------------------------------- schemathesis over the OpenAPI spec
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_schemathesis_finds_no_5xx(service: ServiceProcess, tmp_path: Any, seed: int) -> None:
+    """The schemathesis CLI (examples, coverage, fuzzing and stateful phases, valid and invalid data).
 
-@pytest.fixture(scope="module")
-def api_schema(service: ServiceProcess) -> Any:
-    schema = schemathesis.openapi.from_url(f"{service.base_url}/openapi.json")
-    schema.config.generation.update(
-        modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
-    )
-    return schema
-
-
-openapi = schemathesis.pytest.from_fixture("api_schema")
-
-
-@openapi.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_openapi_no_5xx_and_schema_conformance(case: Any) -> None:
-    case.call_and_validate(
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
-        timeout=60,
-    )
+    POST /v1/events is left out: it publishes to Kafka, which this server has switched off (the Kafka
+    tests exercise it against a real broker).
+    """
+    cmd = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{service.base_url}/openapi.json",
+        "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--max-examples", "30", "--seed", str(seed), "--request-timeout", "60", "--no-color",
+        "--exclude-path", "/v1/events",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert re.search(r"\d+ generated, \d+ passed\s*$", out, re.MULTILINE), out[-3000:]

@@ -1,0 +1,549 @@
+"""Persistent homology of whole collections of point clouds with Ray Data (``tda-ray batch``).
+
+:func:`run_batch` reads a collection — a folder of cloud files (``.npy``, ``.csv``/``.txt`` point clouds,
+Ripser distance matrices) or a Parquet dataset with one cloud per row — with Ray Data, runs the engine on
+every cloud in ``map_batches`` tasks spread over the cluster, and streams the results into one Parquet
+file with a row per cloud (:data:`OUTPUT_SCHEMA`):
+
+``source``     file path, or the Parquet row's ``source`` column (else ``<input>#<row>``)
+``n_points``   points in the cloud (null when it could not be read)
+``diagrams``   per homology dimension, a list of ``[birth, death]`` pairs; ``death`` is ``inf`` for
+               classes that never die
+``betti``      per dimension, classes alive at the end of the filtration (death ``inf``)
+``node_id``    the Ray node that computed the row
+``error``      null, or why this cloud failed (``ValueError: ...``); a bad cloud fails its row only
+``elapsed_s``  engine seconds for the cloud
+
+Rows come out in input order.  :func:`submit_batch` sends the same work to a cluster as a Ray Job
+through ``JobSubmissionClient`` (entrypoint ``tda-ray batch``), streams its logs and returns its final
+status; input and output paths are then read and written by the cluster (shared storage or ``s3://``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import shlex
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+    import ray.data
+
+__all__ = [
+    "CLOUD_EXTENSIONS",
+    "OUTPUT_SCHEMA",
+    "BatchInput",
+    "BatchSummary",
+    "discover_input",
+    "run_batch",
+    "submit_batch",
+]
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("n_points", pa.int64()),
+        pa.field("diagrams", pa.list_(pa.list_(pa.list_(pa.float64(), 2)))),
+        pa.field("betti", pa.list_(pa.int64())),
+        pa.field("node_id", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("elapsed_s", pa.float64()),
+    ]
+)
+# File extensions read from a folder of clouds (formats as in tda_ray.loaders).
+CLOUD_EXTENSIONS = (".npy", ".csv", ".txt", ".lower_distance_matrix", ".distance_matrix")
+_PARQUET_EXTENSIONS = (".parquet", ".pq")
+# Names looked for in a Parquet dataset: the cloud column and the optional identifier column.
+POINTS_COLUMNS = ("points", "cloud", "point_cloud")
+SOURCE_COLUMNS = ("source", "id", "name")
+# Clouds handed to one engine call batch (small clouds: amortises per-call overhead).
+DEFAULT_BATCH_SIZE = 8
+# Without a terminal (job logs, CI), progress is a plain line this often.
+LOG_PROGRESS_EVERY_S = 5.0
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """What :func:`discover_input` found: cloud files, or Parquet files with one cloud per row."""
+
+    kind: str  # "files" or "parquet"
+    paths: list[str]  # paths inside ``filesystem``
+    filesystem: pafs.FileSystem
+    n_clouds: int
+    label: str  # the INPUT as given (row sources of unnamed Parquet rows are "<label>#<row>")
+    points_column: str | None = None
+    source_column: str | None = None
+
+
+def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    import pyarrow.fs as pafs
+
+    if "://" in path:
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return fs, inner
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def _parquet_columns(schema: pa.Schema, where: str) -> tuple[str, str | None]:
+    """(cloud column, source column or None) of a Parquet dataset with one cloud per row."""
+    names = schema.names
+    points = next((c for c in POINTS_COLUMNS if c in names), None)
+    if points is None:
+        nested = [f.name for f in schema if _is_list(f.type) and _is_list(f.type.value_type)]
+        if len(nested) != 1:
+            raise ValueError(
+                f"{where}: expected one cloud per row in a column named {' or '.join(POINTS_COLUMNS)} "
+                f"(a list of coordinate lists); columns are {names}"
+            )
+        points = nested[0]
+    t = schema.field(points).type
+    if not (_is_list(t) and _is_list(t.value_type)):
+        raise ValueError(f"{where}: column {points!r} has type {t}; expected a list of coordinate lists per row")
+    source = next((c for c in SOURCE_COLUMNS if c in names), None)
+    return points, source
+
+
+def discover_input(input: str) -> BatchInput:
+    """Resolve INPUT: a folder of cloud files, a Parquet file, or a folder of Parquet files (a dataset)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs, inner = _filesystem(input)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(2, "No such file or directory", input)
+    if info.type == pafs.FileType.File:
+        files = [inner]
+    else:
+        entries = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+        files = sorted(
+            e.path
+            for e in entries
+            if e.type == pafs.FileType.File and not os.path.basename(e.path).startswith((".", "_"))
+        )
+    parquet = [f for f in files if f.lower().endswith(_PARQUET_EXTENSIONS)]
+    clouds = [f for f in files if f.lower().endswith(CLOUD_EXTENSIONS)]
+    if parquet and clouds:
+        raise ValueError(f"{input}: holds both Parquet files and cloud files; give one kind per batch")
+    if parquet:
+        total = 0
+        columns: tuple[str, str | None] | None = None
+        for f in parquet:
+            with fs.open_input_file(f) as fh:
+                try:
+                    pf = pq.ParquetFile(fh)
+                except (pa.ArrowException, OSError) as exc:
+                    raise ValueError(f"{f}: not a readable Parquet file: {exc}") from exc
+                total += pf.metadata.num_rows
+                cols = _parquet_columns(pf.schema_arrow, f)
+            if columns is not None and cols != columns:
+                raise ValueError(f"{f}: columns {cols} differ from the other files' {columns}")
+            columns = cols
+        assert columns is not None
+        return BatchInput("parquet", parquet, fs, total, input, columns[0], columns[1])
+    if not clouds:
+        raise ValueError(
+            f"{input}: no point clouds found (expected files ending in {', '.join(CLOUD_EXTENSIONS)}, "
+            "or Parquet with one cloud per row)"
+        )
+    return BatchInput("files", clouds, fs, len(clouds), input)
+
+
+# --------------------------------------------------------------------------- the per-cloud work (Ray tasks)
+
+
+@dataclass(frozen=True)
+class _Params:
+    maxdim: int
+    threshold: float | None
+    coeff: int
+    memory_limit: int | None
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (direct calls in tests)
+        return None
+
+
+def compute_row(source: str, load: Callable[[], tuple[Any, bool]], params: _Params, node: str | None) -> dict[str, Any]:
+    """One output row; any failure to read or compute this cloud becomes its ``error``."""
+    from tda_ray.engine import vietoris_rips
+
+    row: dict[str, Any] = {
+        "source": source,
+        "n_points": None,
+        "diagrams": None,
+        "betti": None,
+        "node_id": node,
+        "error": None,
+        "elapsed_s": None,
+    }
+    try:
+        X, distance = load()
+        arr = np.asarray(X)
+        if arr.ndim == 2:
+            row["n_points"] = int(arr.shape[0])
+        t0 = time.perf_counter()
+        res = vietoris_rips(
+            arr,
+            maxdim=params.maxdim,
+            threshold=params.threshold,
+            coeff=params.coeff,
+            distance_matrix=distance,
+            memory_limit=params.memory_limit,
+        )
+        row["elapsed_s"] = time.perf_counter() - t0
+        row["diagrams"] = [d.tolist() for d in res.diagrams]
+        row["betti"] = [int(np.count_nonzero(np.isinf(d[:, 1]))) for d in res.diagrams]
+    except Exception as exc:  # a bad cloud fails its row, never the batch
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
+
+
+def _file_batch(batch: pa.Table, params: _Params) -> pa.Table:
+    """map_batches over cloud files: columns ``path`` and ``bytes`` (from ``read_binary_files``)."""
+    from tda_ray import loaders
+
+    node = _node_id()
+    rows = []
+    for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist(), strict=True):
+
+        def load(path: str = path, data: bytes = data) -> tuple[Any, bool]:
+            fmt = loaders.detect_format(path, data[:8])
+            return loaders.load_bytes(data, fmt, name=os.path.basename(path)), loaders.is_distance_format(fmt)
+
+        rows.append(compute_row(path, load, params, node))
+    return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
+
+
+def _cloud_from_cell(cell: Any) -> np.ndarray[Any, Any]:
+    if cell is None:
+        raise ValueError("the cloud is null")
+    rows = list(cell)
+    if not rows:
+        raise ValueError("point cloud is empty: at least one point is needed")
+    if any(r is None for r in rows):
+        raise ValueError("point cloud has a null point")
+    try:
+        return np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+    except ValueError as exc:
+        raise ValueError(f"point cloud is ragged: {exc}") from exc
+
+
+def _parquet_batch(batch: pa.Table, params: _Params, points_column: str, source_column: str | None) -> pa.Table:
+    """map_batches over Parquet rows, one cloud each; rows without a source get it from the driver."""
+    node = _node_id()
+    clouds = batch.column(points_column).to_numpy(zero_copy_only=False)
+    sources = batch.column(source_column).to_pylist() if source_column else [None] * len(clouds)
+    rows = []
+    for src, cell in zip(sources, clouds, strict=True):
+        row = compute_row("" if src is None else str(src), lambda cell=cell: (_cloud_from_cell(cell), False), params, node)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
+
+
+def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BATCH_SIZE) -> ray.data.Dataset:
+    """The lazy Ray Dataset of output rows for ``inp`` (in input order)."""
+    import ray.data
+
+    common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size, "num_cpus": 1}
+    # Enough blocks that every node gets work, without one task per tiny cloud.
+    blocks = max(1, min(inp.n_clouds, math.ceil(inp.n_clouds / batch_size)))
+    if inp.kind == "files":
+        ds = ray.data.read_binary_files(
+            inp.paths, include_paths=True, filesystem=inp.filesystem, override_num_blocks=blocks
+        )
+        ds = ds.map_batches(_file_batch, fn_kwargs={"params": params}, **common)
+    else:
+        assert inp.points_column is not None
+        cols = [inp.points_column] + ([inp.source_column] if inp.source_column else [])
+        ds = ray.data.read_parquet(
+            inp.paths, filesystem=inp.filesystem, columns=cols, file_extensions=None, override_num_blocks=blocks
+        )
+        ds = ds.map_batches(
+            _parquet_batch,
+            fn_kwargs={"params": params, "points_column": inp.points_column, "source_column": inp.source_column},
+            **common,
+        )
+    ds.context.execution_options.preserve_order = True  # output rows in input order: reproducible files
+    return ds
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class BatchSummary:
+    output: str
+    n_clouds: int
+    n_failed: int
+    nodes: dict[str, int] = field(default_factory=dict)  # rows computed per Ray node id
+    elapsed_s: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.n_clouds} clouds, {self.n_failed} failed, on {len(self.nodes)} node(s) "
+            f"in {self.elapsed_s:.1f} s -> {self.output}"
+        )
+
+
+class _Progress:
+    """A tqdm bar on a terminal, else a plain line every few seconds (readable in job logs)."""
+
+    def __init__(self, total: int, enabled: bool, stream: TextIO) -> None:
+        self.total, self.stream, self.done, self.failed = total, stream, 0, 0
+        self.tty = enabled and stream.isatty()
+        self.enabled = enabled
+        self.bar: Any = None
+        self.last = time.monotonic()
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="cloud", file=stream, dynamic_ncols=True)
+
+    def update(self, n: int, failed: int) -> None:
+        self.done += n
+        self.failed += failed
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+        elif self.enabled and (time.monotonic() - self.last >= LOG_PROGRESS_EVERY_S or self.done == self.total):
+            self.last = time.monotonic()
+            print(f"batch: {self.done}/{self.total} clouds ({self.failed} failed)", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _validate(maxdim: int, threshold: float | None, coeff: int, batch_size: int) -> None:
+    from tda_ray.engine import _validate_params
+
+    _validate_params(maxdim, threshold, coeff, 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def iter_results(
+    input: str,
+    *,
+    maxdim: int = 1,
+    threshold: float | None = None,
+    coeff: int = 2,
+    memory_limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[pa.Table]:
+    """Output tables (rows in input order) of the collection ``input`` on the connected Ray cluster."""
+    _validate(maxdim, threshold, coeff, batch_size)
+    yield from _tables(discover_input(input), maxdim, threshold, coeff, memory_limit, batch_size)
+
+
+def _tables(
+    inp: BatchInput, maxdim: int, threshold: float | None, coeff: int, memory_limit: int | None, batch_size: int
+) -> Iterator[pa.Table]:
+    params = _Params(maxdim, None if threshold is None else float(threshold), coeff, memory_limit)
+    row = 0
+    for table in build_dataset(inp, params, batch_size).iter_batches(batch_format="pyarrow", batch_size=None):
+        if inp.kind == "parquet":  # unnamed rows are named by their position in the input
+            given = table.column("source").to_pylist()
+            names = [s or f"{inp.label}#{row + i}" for i, s in enumerate(given)]
+            table = table.set_column(0, OUTPUT_SCHEMA.field("source"), pa.array(names, pa.string()))
+        row += table.num_rows
+        yield table.cast(OUTPUT_SCHEMA)
+
+
+def run_batch(
+    input: str,
+    output: str,
+    *,
+    maxdim: int = 1,
+    threshold: float | None = None,
+    coeff: int = 2,
+    memory_limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    address: str | None = None,
+    progress: bool = True,
+    stream: TextIO | None = None,
+) -> BatchSummary:
+    """Compute every cloud of ``input`` and write ``output`` (one Parquet file, replaced atomically).
+
+    Runs on the connected Ray cluster, else the one at ``address`` (``auto``, ``ray://...``, ``HOST:PORT``),
+    else a local instance.  Failed clouds are rows with an ``error``; the summary counts them.
+    """
+    import pyarrow.parquet as pq
+
+    from tda_ray.landmarks import connect_ray
+
+    _validate(maxdim, threshold, coeff, batch_size)
+    inp = discover_input(input)  # bad INPUT fails before any cluster work
+    fs, out_path = _filesystem(output)
+    parent = out_path.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    tmp = f"{out_path}.tmp-{uuid.uuid4().hex}"
+    stream = stream or sys.stderr
+    t0 = time.perf_counter()
+    nodes: Counter[str] = Counter()
+    failed = total = 0
+    with connect_ray(address):
+        _quiet_ray_data()
+        bar = _Progress(inp.n_clouds, progress, stream)
+        try:
+            with fs.open_output_stream(tmp) as sink, pq.ParquetWriter(sink, OUTPUT_SCHEMA) as writer:
+                for table in _tables(inp, maxdim, threshold, coeff, memory_limit, batch_size):
+                    writer.write_table(table)
+                    bad = table.num_rows - table.column("error").null_count
+                    nodes.update(n for n in table.column("node_id").to_pylist() if n)
+                    failed += bad
+                    total += table.num_rows
+                    bar.update(table.num_rows, bad)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                fs.delete_file(tmp)
+            raise
+        finally:
+            bar.close()
+    fs.move(tmp, out_path)
+    return BatchSummary(output, total, failed, dict(nodes), time.perf_counter() - t0)
+
+
+def _quiet_ray_data() -> None:
+    """Our own progress replaces Ray Data's bars and per-operator log lines."""
+    import logging
+
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------- Ray Jobs
+
+
+@dataclass(frozen=True)
+class SubmittedBatch:
+    job_id: str
+    status: str  # JobStatus value: SUCCEEDED, FAILED, STOPPED (or PENDING/RUNNING when not followed)
+    address: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+def batch_entrypoint(
+    input: str,
+    output: str,
+    *,
+    maxdim: int,
+    threshold: float | None = None,
+    coeff: int = 2,
+    memory_limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    python: str = "python",
+) -> str:
+    """The shell command a Ray Job runs on the cluster for this batch."""
+    cmd = [python, "-m", "tda_ray.cli", "batch", input, "--output", output, "--maxdim", str(maxdim)]
+    if threshold is not None:
+        cmd += ["--threshold", repr(float(threshold))]
+    if coeff != 2:
+        cmd += ["--coeff", str(coeff)]
+    if memory_limit is not None:
+        cmd += ["--memory-limit", str(int(memory_limit))]
+    if batch_size != DEFAULT_BATCH_SIZE:
+        cmd += ["--batch-size", str(batch_size)]
+    cmd += ["--address", "auto"]  # the job driver joins the cluster it was submitted to
+    return shlex.join(cmd)
+
+
+def submit_batch(
+    address: str,
+    input: str,
+    output: str,
+    *,
+    maxdim: int = 1,
+    threshold: float | None = None,
+    coeff: int = 2,
+    memory_limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    runtime_env: dict[str, Any] | None = None,
+    python: str = "python",
+    follow: bool = True,
+    log: TextIO | None = None,
+    timeout_s: float | None = None,
+) -> SubmittedBatch:
+    """Run the batch as a Ray Job on the cluster whose dashboard is at ``address`` (``http://HEAD:8265``).
+
+    ``input``/``output`` are paths or URIs as the cluster sees them.  ``runtime_env`` is passed to the job
+    (e.g. ``{"pip": [...]}``; ``RAY_USAGE_STATS_ENABLED=0`` is added).  With ``follow`` the job's logs are
+    streamed to ``log`` (stderr) until it ends and the final status is returned; Ctrl-C stops the job.
+    """
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    _validate(maxdim, threshold, coeff, batch_size)
+    env = dict(runtime_env or {})
+    env["env_vars"] = {"RAY_USAGE_STATS_ENABLED": "0", **dict(env.get("env_vars") or {})}
+    client = JobSubmissionClient(address)
+    entry = batch_entrypoint(
+        input,
+        output,
+        maxdim=maxdim,
+        threshold=threshold,
+        coeff=coeff,
+        memory_limit=memory_limit,
+        batch_size=batch_size,
+        python=python,
+    )
+    job_id = client.submit_job(entrypoint=entry, runtime_env=env, metadata={"tda_ray": "batch"})
+    if not follow:
+        return SubmittedBatch(job_id, str(client.get_job_status(job_id).value), address)
+    log = log or sys.stderr
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            log.write(lines)
+            log.flush()
+
+    try:
+        asyncio.run(asyncio.wait_for(tail(), timeout=timeout_s))
+    except asyncio.TimeoutError:
+        pass
+    except KeyboardInterrupt:
+        client.stop_job(job_id)
+        raise
+    # The log stream ends when the job does; poll briefly for the terminal status it reports.
+    terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    status = client.get_job_status(job_id)
+    while status not in terminal and (deadline is None or time.monotonic() < deadline):
+        time.sleep(0.5)
+        status = client.get_job_status(job_id)
+    if status not in terminal:
+        raise TimeoutError(f"Ray job {job_id} still {status.value} after {timeout_s} s")
+    return SubmittedBatch(job_id, str(status.value), address)

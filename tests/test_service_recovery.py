@@ -1,0 +1,149 @@
+"""Durability of jobs: a restart of the whole app keeps jobs and results and re-runs unfinished work; a
+worker process killed mid-job is retried by Ray and the job still succeeds.  Also the API key.
+
+Real local Ray + Serve over real HTTP; the worker is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from service_harness import ServiceProcess, wait_for
+
+from tda_ray.engine import vietoris_rips
+from tda_ray.settings import Settings
+from tda_ray.storage import Store
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
+
+API_KEY = "test-key-5f2c"
+
+
+def cloud(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 3))
+
+
+def submit(http: httpx.Client, X: np.ndarray, maxdim: int = 1) -> str:
+    r = http.post("/v1/pointclouds", json={"points": X.tolist()})
+    assert r.status_code == 201, r.text
+    r = http.post("/v1/jobs", json={"pointcloud_id": r.json()["id"], "params": {"maxdim": maxdim}})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def job(http: httpx.Client, job_id: str, wait: float = 0) -> dict[str, Any]:
+    r = http.get(f"/v1/jobs/{job_id}", params={"wait": wait} if wait else None)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def wait_done(http: httpx.Client, job_id: str, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        j = job(http, job_id, wait=5)
+        if j["status"] in ("succeeded", "failed", "cancelled"):
+            return j
+    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+def diagrams_of(http: httpx.Client, job_id: str) -> list[np.ndarray]:
+    res = http.get(f"/v1/jobs/{job_id}/result").json()
+    return [
+        np.array([[b, math.inf if d is None else d] for b, d in dgm], dtype=np.float64).reshape(-1, 2)
+        for dgm in res["diagrams"]
+    ]
+
+
+def assert_equal_to_engine(http: httpx.Client, job_id: str, X: np.ndarray, maxdim: int = 1) -> None:
+    for got, want in zip(diagrams_of(http, job_id), vietoris_rips(X, maxdim=maxdim).diagrams, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def _paths(service: ServiceProcess) -> Settings:
+    """Settings pointing at the server's own database and storage (to read what the API does not show)."""
+    return Settings(database_url=service.settings["database_url"], storage_root=service.settings["storage_root"])
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[ServiceProcess]:
+    svc = ServiceProcess(tmp_path / "state", api_key=API_KEY)
+    yield svc
+    svc.stop()
+
+
+def test_api_key_required_when_configured(service: ServiceProcess) -> None:
+    service.start()
+    with httpx.Client(base_url=service.base_url, timeout=30) as anon:
+        assert anon.get("/v1/health").status_code == 200  # probes stay open
+        for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", f"/v1/jobs/{'a' * 32}")]:
+            r = anon.request(method, path, json={} if method == "POST" else None)
+            assert r.status_code == 401 and "API key" in r.json()["detail"], (method, path, r.text)
+        r = anon.get("/v1/jobs", headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401
+    with service.client() as http:
+        assert http.get("/v1/jobs").status_code == 200
+
+
+def test_restart_keeps_jobs_and_results_and_reruns_unfinished(service: ServiceProcess) -> None:
+    service.start()
+    # The long jobs (~10 s each here) must still be running when the app goes down.
+    X_done, X_long, X_busy, X_queued = cloud(150, seed=1), cloud(6000, seed=2), cloud(6000, seed=4), cloud(100, seed=3)
+    with service.client() as http:
+        done_id = submit(http, X_done)
+        assert wait_done(http, done_id)["status"] == "succeeded"
+        before = http.get(f"/v1/jobs/{done_id}/result").json()
+        long_id = submit(http, X_long)
+        wait_for(lambda: job(http, long_id)["status"] == "running", 60, "the long job to start")
+        # Fill the second CPU too, so one more job is still queued when the app goes down.
+        busy_id = submit(http, X_busy)
+        wait_for(lambda: job(http, busy_id)["status"] == "running", 60, "the second long job to start")
+        queued_id = submit(http, X_queued)
+        assert job(http, queued_id)["status"] == "queued"
+
+    assert service.stop() == 0, service.log_text()[-3000:]
+    unfinished = [j for j in (long_id, busy_id, queued_id) if Store(_paths(service)).get_job(j).status != "succeeded"]
+    assert len(unfinished) == 3, "jobs finished before the shutdown: make them longer"
+    service.start()
+
+    with service.client() as http:
+        health = http.get("/v1/health").json()
+        assert health["dispatcher"]["recovered"] >= 3
+        # The finished job and its result survived unchanged.
+        assert job(http, done_id)["status"] == "succeeded"
+        assert http.get(f"/v1/jobs/{done_id}/result").json() == before
+        # The interrupted and the queued jobs ran again, to the engine's answer.
+        for job_id, X in [(long_id, X_long), (queued_id, X_queued), (busy_id, X_busy)]:
+            final = wait_done(http, job_id)
+            assert final["status"] == "succeeded", final
+            assert final["attempt"] >= (1 if job_id == queued_id else 2)  # re-dispatched after the restart
+            assert_equal_to_engine(http, job_id, X)
+        listed = {j["id"] for j in http.get("/v1/jobs", params={"limit": 500}).json()["items"]}
+        assert {done_id, long_id, busy_id, queued_id} <= listed
+
+
+def test_worker_killed_mid_job_is_retried(service: ServiceProcess) -> None:
+    service.start()
+    store = Store(_paths(service))
+    X = cloud(4000, seed=5)
+    with service.client() as http:
+        job_id = submit(http, X)
+        wait_for(lambda: job(http, job_id)["status"] == "running", 60, "the job to start")
+        rec = wait_for(lambda: (r := store.get_job(job_id)).worker_pid and r, 30, "the worker pid")
+        victim = rec.worker_pid
+        assert victim != os.getpid()
+        os.kill(victim, signal.SIGKILL)
+        final = wait_done(http, job_id)
+        assert final["status"] == "succeeded", final
+        assert final["runs"] >= 2 and final["attempt"] == 1  # Ray retried the same dispatch
+        assert store.get_job(job_id).worker_pid != victim
+        assert_equal_to_engine(http, job_id, X)
