@@ -54,7 +54,7 @@ test: setup
 	$(PY) -m pytest -p no:cacheprovider --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
 
 run: setup
-	$(VENV)/bin/tda-ray rips $(DATASETS)/sphere_3_192.lower_distance_matrix --format lower-distance --maxdim 2
+	exec $(VENV)/bin/tda-ray serve
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -85,7 +85,9 @@ Coordinate = Annotated[float, Strict()]
 class PointCloudIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"points": [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "name": "square"}]},
+        json_schema_extra={
+            "examples": [{"points": [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "name": "square"}]
+        },
     )
     points: list[list[Coordinate]] = Field(
         min_length=1, description="One row per point, all rows of the same length; finite numbers only."
@@ -103,7 +105,9 @@ class PointCloudOut(BaseModel):
 
 
 class JobParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"maxdim": 1, "threshold": None, "coeff": 2}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"maxdim": 1, "threshold": None, "coeff": 2}]}
+    )
     maxdim: int = Field(default=1, ge=0, description="Largest homology dimension (the server caps it).")
     threshold: float | None = Field(default=None, ge=0, description="Largest edge length; null = full filtration.")
     coeff: int = Field(default=2, ge=2, description="Prime field of coefficients Z/p.")
@@ -268,14 +272,15 @@ def render_diagram(diagrams: list[npt.NDArray[np.float64]], fmt: Literal["svg", 
     return buf.getvalue()
 
 
-_ERR = {"model": ErrorOut}
-_R401 = {401: {**_ERR, "description": "Missing or wrong API key"}}
-_R404 = {404: {**_ERR, "description": "Unknown id"}}
-_R409 = {409: {**_ERR, "description": "Not possible in the job's current state"}}
-_R413 = {413: {**_ERR, "description": "Request body over the size limit"}}
-_R415 = {415: {**_ERR, "description": "Unsupported content type"}}
-_R422 = {422: {**_ERR, "description": "Invalid input"}}
-_R503 = {503: {**_ERR, "description": "Kafka is disabled or unreachable; nothing was published"}}
+_Responses = dict[int | str, dict[str, Any]]
+_ERR: dict[str, Any] = {"model": ErrorOut}
+_R401: _Responses = {401: {**_ERR, "description": "Missing or wrong API key"}}
+_R404: _Responses = {404: {**_ERR, "description": "Unknown id"}}
+_R409: _Responses = {409: {**_ERR, "description": "Not possible in the job's current state"}}
+_R413: _Responses = {413: {**_ERR, "description": "Request body over the size limit"}}
+_R415: _Responses = {415: {**_ERR, "description": "Unsupported content type"}}
+_R422: _Responses = {422: {**_ERR, "description": "Invalid input"}}
+_R503: _Responses = {503: {**_ERR, "description": "Kafka is disabled or unreachable; nothing was published"}}
 
 _POINTS_ADAPTER = TypeAdapter(PointCloudIn)
 
@@ -336,13 +341,13 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     app = FastAPI(
         title="tda-ray",
         version=tda_ray.__version__,
-        description="Persistent homology (Vietoris–Rips) jobs on Ray. Errors are JSON {\"detail\": ...}.",
+        description='Persistent homology (Vietoris–Rips) jobs on Ray. Errors are JSON {"detail": ...}.',
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the server has a key.")
 
     # A default, not Annotated[...]: key_header is local and string annotations resolve in module globals.
-    def require_key(key: str | None = Depends(key_header)) -> None:  # noqa: B008
+    def require_key(key: str | None = Depends(key_header)) -> None:
         expected = settings.api_key
         if expected is None:
             return
@@ -417,12 +422,13 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             try:
                 parsed = _POINTS_ADAPTER.validate_json(body)
             except ValidationError as exc:
-                errors = exc.errors(include_url=False, include_context=False)
-                for e in errors:
-                    e["loc"] = ("body", *e["loc"])
+                errors: list[dict[str, Any]] = []
+                for err in exc.errors(include_url=False, include_context=False):
+                    e = {**err, "loc": ("body", *err["loc"])}
                     # Echo only small, printable inputs (the body may be huge or not even text).
                     if not isinstance(e.get("input"), (int, float, str, type(None))) or len(str(e["input"])) > 200:
                         e.pop("input", None)
+                    errors.append(e)
                 raise RequestValidationError(errors) from exc
             rec = await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name)
         elif ctype == "multipart/form-data":
@@ -622,7 +628,7 @@ from ray.serve.handle import DeploymentHandle  # noqa: E402
 
 @serve.deployment(name="JobManager", num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0})
 class JobManager:
-    """Hosts the one dispatcher; keep ``num_replicas: 1`` (see tda_ray.jobs for why it is still safe during redeploys)."""
+    """Hosts the one dispatcher; keep ``num_replicas: 1`` (tda_ray.jobs says why a redeploy overlap is safe)."""
 
     def __init__(self) -> None:
         from tda_ray.jobs import Dispatcher
@@ -684,7 +690,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     exports its resolved settings before starting Ray, so local replicas and
     tasks inherit them (secrets such as the API key stay out of Serve's config).
     """
-    return Ingress.bind(JobManager.bind())
+    return Ingress.bind(JobManager.bind())  # type: ignore[attr-defined]  # (added by @serve.deployment)
 
 
 # --------------------------------------------------------------------------- the server process
@@ -769,8 +775,13 @@ def run_server(settings: Settings | None = None, config_path: str | os.PathLike[
     started_ray = False
     try:
         if settings.ray_address == "local":
-            ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, namespace="serve",
-                     log_to_driver=True)
+            ray.init(
+                address="local",
+                num_cpus=settings.num_cpus,
+                include_dashboard=False,
+                namespace="serve",
+                log_to_driver=True,
+            )
         else:
             ray.init(address=settings.ray_address, namespace="serve")
         started_ray = True

@@ -209,8 +209,14 @@ class Client:
         from tqdm import tqdm
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = tqdm(total=100, unit="%", disable=not progress, file=sys.stderr, leave=False,
-                   bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        bar = tqdm(
+            total=100,
+            unit="%",
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+        )
         try:
             while True:
                 left = 10.0 if deadline is None else deadline - time.monotonic()

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         if "://" not in root:
             updates["storage_root"] = str(Path(root).expanduser().resolve())
         if self.database_url.startswith("sqlite:///") and not self.database_url.startswith("sqlite:////"):
-            rel = self.database_url[len("sqlite:///"):]
+            rel = self.database_url[len("sqlite:///") :]
             if rel and not rel.startswith(":memory:"):
                 updates["database_url"] = f"sqlite:///{Path(rel).expanduser().resolve()}"
         return self.model_copy(update=updates) if updates else self

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -242,10 +242,8 @@ class BlobStore:
             return bytes(f.readall())
 
     def delete(self, key: str) -> None:
-        try:
+        with suppress(FileNotFoundError):
             self.fs.delete_file(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def ping(self) -> None:
         self.fs.get_file_info(self.base)
@@ -366,13 +364,22 @@ class Store:
         key = f"pointclouds/{pc_id}.npy"
         self.blobs.put(key, npy_bytes(np.ascontiguousarray(points, dtype=np.float64)))
         rec = PointCloudRecord(
-            id=pc_id, name=name, n_points=int(points.shape[0]), dim=int(points.shape[1]), source=source,
+            id=pc_id,
+            name=name,
+            n_points=int(points.shape[0]),
+            dim=int(points.shape[1]),
+            source=source,
             created_at=utcnow(),
         )
         with self._write() as conn:
             conn.execute(
                 pointclouds.insert().values(
-                    id=rec.id, name=rec.name, n_points=rec.n_points, dim=rec.dim, source=rec.source, blob_key=key,
+                    id=rec.id,
+                    name=rec.name,
+                    n_points=rec.n_points,
+                    dim=rec.dim,
+                    source=rec.source,
+                    blob_key=key,
                     created_at=rec.created_at,
                 )
             )
@@ -403,8 +410,16 @@ class Store:
         with self._write() as conn:
             conn.execute(
                 jobs.insert().values(
-                    id=job_id, pointcloud_id=pointcloud_id, algorithm=algorithm, params=params, status=QUEUED,
-                    progress=0.0, created_at=now, updated_at=now, attempt=0, runs=0,
+                    id=job_id,
+                    pointcloud_id=pointcloud_id,
+                    algorithm=algorithm,
+                    params=params,
+                    status=QUEUED,
+                    progress=0.0,
+                    created_at=now,
+                    updated_at=now,
+                    attempt=0,
+                    runs=0,
                 )
             )
         return self.get_job(job_id)
@@ -513,8 +528,13 @@ class Store:
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status.in_(ACTIVE_STATUSES))
                 .values(
-                    status=RUNNING, started_at=now, updated_at=now, progress=0.0, runs=jobs.c.runs + 1,
-                    worker_pid=pid, worker_node=node,
+                    status=RUNNING,
+                    started_at=now,
+                    updated_at=now,
+                    progress=0.0,
+                    runs=jobs.c.runs + 1,
+                    worker_pid=pid,
+                    worker_node=node,
                 )
             )
             return res.rowcount == 1
@@ -535,7 +555,7 @@ class Store:
         _check_id(job_id, "job")
         key = f"results/{job_id}-{attempt}.npz"
         buf = io.BytesIO()
-        np.savez(buf, **{f"dim{k}": np.asarray(d, dtype=np.float64) for k, d in enumerate(diagrams)})
+        np.savez(buf, *[np.asarray(d, dtype=np.float64) for d in diagrams])  # arr_0 = H0, arr_1 = H1, ...
         self.blobs.put(key, buf.getvalue())
         return key
 
@@ -580,7 +600,7 @@ class Store:
             raise Conflict(_not_finished_message(job))
         npz = np.load(io.BytesIO(self.blobs.get(row.blob_key)), allow_pickle=False)
         n_dims = len(npz.files)
-        diagrams = [np.asarray(npz[f"dim{k}"], dtype=np.float64).reshape(-1, 2) for k in range(n_dims)]
+        diagrams = [np.asarray(npz[f"arr_{k}"], dtype=np.float64).reshape(-1, 2) for k in range(n_dims)]
         return ResultRecord(job_id=job_id, summary=dict(row.summary), diagrams=diagrams, created_at=row.created_at)
 
     # --- outbox (drained by the Kafka sink) ------------------------------------

@@ -8,6 +8,7 @@ whole process group, so no Ray daemon outlives a test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -114,10 +115,8 @@ class ServiceProcess:
             code = None
         # Whatever is still in the session (a stuck Ray daemon or worker) goes now.
         for pid in session_members(pgid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if code is None:
             proc.wait(timeout=10)
         return code

@@ -464,3 +464,121 @@ def test_job_rejects_bad_options() -> None:
     )
     assert out.returncode == 2
     assert "--window-seconds must be > 0" in out.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group: JVM children, Python workers
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def flink_cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A standalone Flink session cluster (job manager + task manager) from the apache-flink package's own
+    scripts, on loopback ports: the same `flink run -py` path as the compose cluster."""
+    import urllib.request
+
+    _require_flink()
+    home = Path(
+        subprocess.run(
+            [str(FLINK_PY), "-c", "import os, pyflink; print(os.path.dirname(pyflink.__file__))"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()
+    )  # fmt: skip
+    rest, rpc = _free_port(), _free_port()
+    conf = {
+        "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": rpc, "jobmanager.bind-host": "127.0.0.1",
+        "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1", "rest.port": rest,
+        "taskmanager.host": "127.0.0.1", "taskmanager.bind-host": "127.0.0.1",
+        "jobmanager.memory.process.size": "1024m", "taskmanager.memory.process.size": "1280m",
+    }  # fmt: skip
+    dynamic = [arg for key, value in conf.items() for arg in ("-D", f"{key}={value}")]
+    log_dir = tmp_path / "cluster-log"
+    log_dir.mkdir()
+    env = {**os.environ, "FLINK_LOG_DIR": str(log_dir), "FLINK_HOME": str(home)}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for script in ("jobmanager.sh", "taskmanager.sh"):
+            with open(log_dir / f"{script}.console", "wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        ["bash", str(home / "bin" / script), "start-foreground", *dynamic],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                    )
+                )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{rest}/overview", timeout=2) as resp:
+                    if json.load(resp).get("taskmanagers", 0) >= 1:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Flink cluster did not come up:\n" + "\n".join(
+                p.read_text(errors="replace")[-3000:] for p in log_dir.glob("*")
+            )
+            time.sleep(0.5)
+        yield {"home": home, "rest_port": rest, "log_dir": log_dir, "env": env}
+    finally:
+        for proc in reversed(procs):
+            _stop_group(proc)
+
+
+@pytest.mark.kafka
+@pytest.mark.flink
+@pytest.mark.timeout(300)
+def test_flink_run_on_a_session_cluster(
+    kafka_broker: Any,
+    flink_topics: dict[str, str],
+    flink_cluster: dict[str, Any],
+    kafka_consume: Callable[..., list[Any]],
+) -> None:
+    base = (int(time.time() * 1000) - 600_000) // WINDOW_MS * WINDOW_MS
+    producer = Producer(kafka_broker.bootstrap, flink_topics["input"])
+    jobs = [result_message(f"c-{i}", base + i * 4000, [i + 1, 2], [1.0, 0.5]) for i in range(5)]  # 2 windows
+    for m in jobs:
+        producer.send(m, key=m["job_id"], timestamp_ms=fs.parse_timestamp_ms(m["finished_at"]) + 50)
+    producer.send("not json", key="bad", timestamp_ms=base + 19_000)
+    producer.close()
+
+    port = flink_cluster["rest_port"]
+    cmd = [
+        "bash", str(flink_cluster["home"] / "bin" / "flink"), "run",
+        "-Drest.address=127.0.0.1", f"-Drest.port={port}",
+        "-py", str(JOB_SCRIPT), "-pyclientexec", str(FLINK_PY), "-pyexec", str(FLINK_PY),
+        *_job_args(kafka_broker.bootstrap, flink_topics, "--bounded"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=flink_cluster["env"])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    records = _values(
+        kafka_consume(
+            kafka_broker.bootstrap,
+            flink_topics["output"],
+            until=lambda rs: sum(json.loads(r.value)["jobs"] for r in rs) >= len(jobs),
+            timeout_s=30,
+        )
+    )
+    totals = _totals(records)
+    assert {ws: t["jobs"] for ws, t in totals.items()} == {base: 3, base + WINDOW_MS: 2}, records
+    assert totals[base]["features"] == [1 + 2 + 3, 6] and totals[base + WINDOW_MS]["features"] == [4 + 5, 4]
+    dead = _values(kafka_consume(kafka_broker.bootstrap, flink_topics["dlq"], until=lambda rs: len(rs) >= 1))
+    assert [d["raw"] for d in dead] == ["not json"]
+    # The log sink of a cluster job is the task manager's stdout (its console, started in the foreground).
+    tm_out = (flink_cluster["log_dir"] / "taskmanager.sh.console").read_text(errors="replace")
+    assert tm_out.count("tda_feature_stats> ") == len(records)
