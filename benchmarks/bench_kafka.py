@@ -6,6 +6,8 @@
 2. Job finished -> message visible latency: real jobs (engine + job store) finish one by one while the
    outbox sink (the code the Ray actor runs) drains the outbox; a consumer notes when each job's message
    arrives. Latency = time seen by the consumer - the job's finished_at in the store.
+3. The same latency through the real service (`tda-ray serve`, jobs submitted over HTTP, the sink in its
+   Ray actor), unless --service-jobs 0.
 
     .venv/bin/python benchmarks/bench_kafka.py                    # starts its own broker in a temp dir
     .venv/bin/python benchmarks/bench_kafka.py --bootstrap 127.0.0.1:9092 --json out.json
@@ -16,6 +18,7 @@ Prints a table and (with --json) writes the figures. Loopback only; bounded in c
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -26,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,7 @@ def _broker_module() -> Any:
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
@@ -105,6 +109,7 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
     from kafka import KafkaConsumer
 
     from tda_ray import jobs
+    from tda_ray.engine import vietoris_rips
     from tda_ray.settings import Settings
     from tda_ray.streaming import KafkaConfig, OutboxSink, ensure_topics
 
@@ -142,7 +147,11 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
             pc = st.create_pointcloud(rng.normal(size=(60, 2)), name=None, source="bench")
             job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2})
             (claim,) = [c for c in st.claim_queued("bench", 10) if c.job_id == job.id]
-            jobs._run_job(settings, job.id, claim.attempt, st.load_points(pc.id), claim.params)
+            # What the job task does (without Ray): engine, result blob, success + outbox row in one transaction.
+            st.start_run(job.id, claim.attempt, pid=os.getpid(), node=None)
+            res = vietoris_rips(st.load_points(pc.id), maxdim=1)
+            key = st.save_result_blob(job.id, claim.attempt, res.diagrams)
+            st.finish_success(job.id, claim.attempt, {"n_points": pc.n_points}, key)
             ids.append(job.id)
             time.sleep(0.1)  # jobs finish at a spread of moments relative to the sink's poll
         deadline = time.monotonic() + 60
@@ -170,6 +179,63 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def bench_service_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
+    """The same latency through the real service: HTTP job -> Ray task -> outbox -> sink actor -> Kafka."""
+    import httpx
+    from kafka import KafkaConsumer
+
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    harness = importlib.import_module("service_harness")  # the tests' launcher of `tda-ray serve`
+    ServiceProcess, wait_for = harness.ServiceProcess, harness.wait_for
+
+    from tda_ray.settings import Settings
+
+    topic = Settings().kafka_results_topic
+    service = ServiceProcess(workdir / "service", kafka_enabled=True, kafka_bootstrap=bootstrap)
+    seen: dict[str, float] = {}
+    lat: list[float] = []
+    with service:
+        http: httpx.Client = service.client()
+        wait_for(
+            lambda: (http.get("/v1/health").json()["components"]["kafka"].get("sink") or {}).get("state") == "up",
+            90,
+            "the sink actor",
+        )
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                for batch in consumer.poll(timeout_ms=20).values():
+                    for r in batch:
+                        seen.setdefault(r.key.decode(), time.time())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        rng = np.random.default_rng(3)
+        try:
+            for _ in range(n_jobs):
+                pc = http.post("/v1/pointclouds", json={"points": rng.normal(size=(60, 2)).tolist()}).json()
+                job = http.post("/v1/jobs", json={"pointcloud_id": pc["id"], "params": {"maxdim": 1}}).json()
+                done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()
+                assert done["status"] == "succeeded", done
+                wait_for(lambda j=job["id"]: j in seen, 30, "the job's message")
+                finished = datetime.fromisoformat(done["finished_at"].replace("Z", "+00:00")).timestamp()
+                lat.append(seen[job["id"]] - finished)
+        finally:
+            stop.set()
+            reader.join()
+            consumer.close()
+            http.close()
+    return {
+        "jobs": n_jobs,
+        "p50_s": statistics.median(lat),
+        "p95_s": _pct(lat, 0.95),
+        "max_s": max(lat),
+        "mean_s": statistics.fmean(lat),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", help="use a running broker (default: start one in a temp dir)")
@@ -177,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-batch", type=int, default=500)
     ap.add_argument("--results", type=int, default=2000)
     ap.add_argument("--jobs", type=int, default=30)
+    ap.add_argument("--service-jobs", type=int, default=10, help="jobs through `tda-ray serve` (0: skip)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
 
@@ -209,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 "result_messages": bench_result_messages(cfg, args.results),
                 "latency": bench_latency(bootstrap, args.jobs, Path(tmp)),
             }
+            if args.service_jobs:
+                out["service_latency"] = bench_service_latency(bootstrap, args.service_jobs, Path(tmp))
         finally:
             if broker is not None:
                 broker.stop()
@@ -222,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         f"finished->visible latency over {lat['delivered']}/{lat['jobs']} jobs: p50 {lat['p50_s'] * 1000:.0f} ms, "
         f"p95 {lat['p95_s'] * 1000:.0f} ms, max {lat['max_s'] * 1000:.0f} ms (poll {lat['poll_interval_s']} s)"
     )
+    if "service_latency" in out:
+        sl = out["service_latency"]
+        print(
+            f"same through the service (HTTP -> Ray -> sink actor), {sl['jobs']} jobs: "
+            f"p50 {sl['p50_s'] * 1000:.0f} ms, "
+            f"p95 {sl['p95_s'] * 1000:.0f} ms, max {sl['max_s'] * 1000:.0f} ms"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return 0

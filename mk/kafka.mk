@@ -12,7 +12,7 @@ KAFKA_PYTHON ?= python3
 KAFKA_MVN ?= mvn
 KAFKA_LIBS_DIR := .cache/kafka/libs
 KAFKA_STAMP := $(KAFKA_LIBS_DIR)/.fetched
-KAFKA_DATA_DIR ?= var/kafka
+KAFKA_DATA_DIR ?= $(or $(TDA_KAFKA_DATA_DIR),var/kafka)
 KAFKA_PORT ?= 9092
 
 SETUP_STEPS += kafka-jars

@@ -201,17 +201,6 @@ class JobService:
     def get_job(self, job_id: str) -> JobRecord:
         return self.store.get_job(job_id)
 
-    def wait_job(self, job_id: str, timeout_s: float) -> JobRecord:
-        """The job once finished, or as it is after ``timeout_s`` (long polling)."""
-        deadline = time.monotonic() + timeout_s
-        delay = 0.01
-        while True:
-            job = self.store.get_job(job_id)
-            if job.finished or time.monotonic() >= deadline:
-                return job
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 1.5, 0.1)
-
     def list_jobs(self, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         return self.store.list_jobs(status=status, limit=limit, offset=offset)
 
@@ -341,6 +330,15 @@ def run_job(settings: Settings, job_id: str) -> Any:
 # --------------------------------------------------------------------------- dispatcher
 
 
+def _cluster_cpus() -> float | None:
+    try:
+        import ray
+
+        return float(ray.cluster_resources().get("CPU", 0)) or None
+    except Exception:  # not connected to Ray
+        return None
+
+
 @dataclass
 class _InFlight:
     job_id: str
@@ -357,7 +355,7 @@ class Dispatcher:
         self.settings = settings
         self.store = store_for(settings)
         self.name = f"dispatcher-{uuid.uuid4().hex[:12]}"
-        cpus = settings.num_cpus or os.cpu_count() or 2
+        cpus = _cluster_cpus() or settings.num_cpus or os.cpu_count() or 2
         # Enough queued tasks in Ray to keep every CPU busy, without copying the whole backlog into the object store.
         self.max_in_flight = max_in_flight or max(8, 4 * int(cpus / settings.job_cpus))
         self._in_flight: dict[str, _InFlight] = {}

@@ -186,22 +186,17 @@ def _ensure_topics_once(cfg: KafkaConfig) -> dict[str, str]:
     admin = _admin(cfg)
     try:
         outcome: dict[str, str] = {}
-        for _ in range(3):
-            existing = set(admin.list_topics())
-            outcome.update({s.name: "exists" for s in cfg.topics() if s.name in existing and s.name not in outcome})
-            missing = [s for s in cfg.topics() if s.name not in existing]
-            if not missing:
-                break
+        for spec in cfg.topics():
+            # Create, and take "already exists" as success: no list-then-create race between processes,
+            # and no reliance on a metadata view that may lag a creation made a moment ago elsewhere.
             try:
-                # One request for all: the topics appear together.
                 admin.create_topics(
-                    [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs) for s in missing],
+                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs)],
                     timeout_ms=cfg.request_timeout_ms,
                 )
-                outcome.update(dict.fromkeys((s.name for s in missing), "created"))
-                break
+                outcome[spec.name] = "created"
             except TopicAlreadyExistsError:
-                continue  # another process created some of them meanwhile: look again
+                outcome[spec.name] = "exists"
         counts = partition_counts(cfg, [s.name for s in cfg.topics()], admin=admin)
         grow = {s.name: NewPartitions(s.partitions) for s in cfg.topics() if 0 < counts.get(s.name, 0) < s.partitions}
         if grow:

@@ -6,6 +6,7 @@ dimensions, non-Euclidean metrics, coefficients that matter (RP^2), and the spar
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -75,7 +76,7 @@ def separating_thresholds(D: npt.NDArray[np.float64]) -> list[float]:
     n = len(D)
     values = np.unique(D[np.triu_indices(n, 1)].astype(np.float32).astype(np.float64))
     out = []
-    for lo, hi in zip(values[:-1], values[1:], strict=True):
+    for lo, hi in itertools.pairwise(values):
         if hi - lo > 1e-4 * hi:
             out.append(float((lo + hi) / 2))
     if values.size:
@@ -176,6 +177,9 @@ def test_two_points() -> None:
     assert sorted(res.diagrams[0].tolist()) == [[0.0, 5.0], [0.0, math.inf]]
     res = vietoris_rips(np.array([[0.0, 0.0], [3.0, 4.0]]), maxdim=1, threshold=4.0)
     assert res.diagrams[0].tolist() == [[0.0, math.inf], [0.0, math.inf]]
+    # Simplices of diameter equal to the threshold belong to the complex (as in Ripser).
+    res = vietoris_rips(np.array([[0.0, 0.0], [3.0, 4.0]]), maxdim=1, threshold=5.0)
+    assert sorted(res.diagrams[0].tolist()) == [[0.0, 5.0], [0.0, math.inf]]
 
 
 @pytest.mark.parametrize("X", [np.zeros((0, 3)), np.zeros((0, 0)), []])

@@ -7,6 +7,7 @@ schema; a broker outage during jobs loses nothing; a new sink resumes what an ol
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from datetime import datetime
@@ -16,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tda_ray import jobs, messages, storage
+from tda_ray.engine import vietoris_rips
 from tda_ray.settings import Settings
 from tda_ray.streaming import KafkaConfig, OutboxSink, ensure_topics
 
@@ -37,7 +39,7 @@ def _settings(tmp_path, bootstrap: str) -> Settings:
 
 
 def _finish_jobs(settings: Settings, n: int, seed: int = 0) -> list[str]:
-    """Run n real jobs through the jobs layer's task body (engine + store), without Ray."""
+    """Record n real jobs as the job task does: engine result, blob, then success + outbox row in one go."""
     st = jobs.store_for(settings)
     rng = np.random.default_rng(seed)
     ids = []
@@ -45,8 +47,10 @@ def _finish_jobs(settings: Settings, n: int, seed: int = 0) -> list[str]:
         pc = st.create_pointcloud(rng.normal(size=(30, 2)), name=None, source="test")
         job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2})
         (claim,) = [c for c in st.claim_queued("test-dispatcher", 10) if c.job_id == job.id]
-        out = jobs._run_job(settings, job.id, claim.attempt, st.load_points(pc.id), claim.params)
-        assert out["outcome"] == "succeeded"
+        assert st.start_run(job.id, claim.attempt, pid=os.getpid(), node=None)
+        res = vietoris_rips(st.load_points(pc.id), maxdim=1)
+        key = st.save_result_blob(job.id, claim.attempt, res.diagrams)
+        assert st.finish_success(job.id, claim.attempt, {"n_points": pc.n_points}, key)
         ids.append(job.id)
     return ids
 

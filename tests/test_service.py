@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from service_harness import ServiceProcess, wait_for
+from service_harness import REPO_ROOT, ServiceProcess, wait_for
 
 from tda_ray.engine import vietoris_rips
 
@@ -96,6 +96,18 @@ def long_job(http: httpx.Client, seed: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- basics and the flow
+
+
+def test_every_service_setting_is_documented() -> None:
+    from tda_ray.settings import Settings
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = [
+        f"TDA_{n.upper()}"
+        for n in Settings.model_fields
+        if not n.startswith("kafka_") and f"TDA_{n.upper()}" not in readme
+    ]
+    assert not missing, f"README.md does not mention {missing}"
 
 
 def test_health_and_docs(http: httpx.Client) -> None:

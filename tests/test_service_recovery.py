@@ -1,5 +1,6 @@
 """Durability of jobs: a restart of the whole app keeps jobs and results and re-runs unfinished work; a
-worker process killed mid-job is retried by Ray and the job still succeeds.  Also the API key.
+worker process killed mid-job is retried by Ray and the job still succeeds; killed Serve replicas (the
+dispatcher's, the ingress's) lose no job.  Also the API key.
 
 Real local Ray + Serve over real HTTP; the worker is killed with SIGKILL.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_harness import ServiceProcess, wait_for
+from service_harness import ServiceProcess, session_members, wait_for
 
 from tda_ray.engine import vietoris_rips
 from tda_ray.settings import Settings
@@ -148,3 +149,46 @@ def test_worker_killed_mid_job_is_retried(service: ServiceProcess) -> None:
         assert final["runs"] >= 2 and final["attempt"] == 1  # Ray retried the same dispatch
         assert store.get_job(job_id).worker_pid != victim
         assert_equal_to_engine(http, job_id, X)
+
+
+def _replica_pids(service: ServiceProcess, deployment: str) -> list[int]:
+    """Processes of one Serve deployment's replicas in the server's process session."""
+    assert service.proc is not None
+    out = []
+    for pid in session_members(service.proc.pid):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"ServeReplica:tda:{deployment}" in cmd:
+            out.append(pid)
+    return out
+
+
+def test_replica_deaths_lose_no_job(service: ServiceProcess) -> None:
+    """The dispatcher's replica killed mid-job, then the ingress replica: Serve replaces both, jobs finish."""
+    service.start()
+    X = cloud(4000, seed=6)
+    with service.client() as http:
+        running_id = submit(http, X)
+        wait_for(lambda: job(http, running_id)["status"] == "running", 60, "the job to start")
+        (manager,) = _replica_pids(service, "JobManager")
+        os.kill(manager, signal.SIGKILL)
+        # Accepted while the dispatcher is down: durable in the store, dispatched once it is back.
+        queued_id = submit(http, cloud(100, seed=7))
+        (ingress,) = _replica_pids(service, "Ingress")
+        os.kill(ingress, signal.SIGKILL)
+        wait_for(lambda: _healthy(service), 120, "Serve to replace both replicas")
+        for job_id in (running_id, queued_id):
+            final = wait_done(http, job_id)
+            assert final["status"] == "succeeded", final
+        assert job(http, running_id)["attempt"] >= 2  # re-dispatched by the new dispatcher
+        assert_equal_to_engine(http, running_id, X)
+
+
+def _healthy(service: ServiceProcess) -> bool:
+    try:
+        with service.client(timeout=10) as http:
+            return bool(http.get("/v1/health").json().get("status") == "ok")
+    except (httpx.HTTPError, ValueError):
+        return False
