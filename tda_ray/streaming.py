@@ -197,7 +197,15 @@ def _ensure_topics_once(cfg: KafkaConfig) -> dict[str, str]:
                 outcome[spec.name] = "created"
             except TopicAlreadyExistsError:
                 outcome[spec.name] = "exists"
-        counts = partition_counts(cfg, [s.name for s in cfg.topics()], admin=admin)
+        # Brokers learn about new topics from the controller a moment later; return once they are usable.
+        names = [s.name for s in cfg.topics()]
+        deadline = time.monotonic() + cfg.request_timeout_ms / 1000
+        counts = partition_counts(cfg, names, admin=admin)
+        while len(counts) < len(names) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            counts = partition_counts(cfg, names, admin=admin)
+        if len(counts) < len(names):
+            raise KafkaError(f"topics not visible yet: {sorted(set(names) - set(counts))}")
         grow = {s.name: NewPartitions(s.partitions) for s in cfg.topics() if 0 < counts.get(s.name, 0) < s.partitions}
         if grow:
             admin.create_partitions(grow, timeout_ms=cfg.request_timeout_ms)
