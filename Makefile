@@ -53,8 +53,10 @@ $(CORE_STAMP): $(DEPS_STAMP) $(CORE_INPUTS)
 test: setup
 	$(PY) -m pytest -p no:cacheprovider --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
 
+# The whole stack in the foreground (Kafka broker, Flink job, Ray + Serve on 127.0.0.1:8000);
+# Ctrl-C or SIGTERM stops all of it. TDA_KAFKA_ENABLED=false serves without Kafka and Flink.
 run: setup
-	exec $(VENV)/bin/tda-ray serve
+	exec $(PY) infra/run_stack.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,4 @@ kafka-stop:
 kafka-status:
 	$(KAFKA_PYTHON) infra/kafka/broker.py status --data-dir $(KAFKA_DATA_DIR)
 
-# `make run` serves with Kafka: the local broker first, and publishing on unless the caller says otherwise.
-run: kafka-start
-run: export TDA_KAFKA_ENABLED ?= true
+# `make run` starts (and stops) the broker through infra/run_stack.py.

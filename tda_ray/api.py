@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -362,6 +363,13 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             return JSONResponse({"detail": "malformed request body: not UTF-8 encoded JSON"}, status_code=422)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the offending input; NaN or inf there is not JSON and the reply
+        # itself would fail with a 500, so the input is left out.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -272,7 +272,9 @@ def _run_job(
     try:
         import ray
 
-        node = ray.get_runtime_context().get_node_id()
+        # get_runtime_context() would start a local Ray in a plain process.
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
     except Exception:  # not inside Ray (direct call): no node id
         pass
     if not st.start_run(job_id, attempt, pid=os.getpid(), node=node):
