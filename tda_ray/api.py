@@ -794,6 +794,8 @@ def run_server(settings: Settings | None = None, config_path: str | os.PathLike[
                 include_dashboard=False,
                 namespace="serve",
                 log_to_driver=True,
+                # Advertise and bind loopback: a local run serves this machine only.
+                _node_ip_address="127.0.0.1",
             )
         else:
             ray.init(address=settings.ray_address, namespace="serve")

@@ -106,7 +106,10 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     kwargs: dict[str, Any] = {"log_to_driver": False}
     if address in (None, "", "local"):
-        kwargs.update(address="local" if address == "local" else None, include_dashboard=False)
+        # A local Ray binds and advertises loopback only.
+        kwargs.update(
+            address="local" if address == "local" else None, include_dashboard=False, _node_ip_address="127.0.0.1"
+        )
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
     else:
