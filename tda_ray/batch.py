@@ -281,8 +281,8 @@ def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BA
         assert inp.points_column is not None
         cols = [inp.points_column] + ([inp.source_column] if inp.source_column else [])
         ds = ray.data.read_parquet(
-            inp.paths, filesystem=inp.filesystem, columns=cols, file_extensions=None, override_num_blocks=blocks
-        )
+            inp.paths, filesystem=inp.filesystem, file_extensions=None, override_num_blocks=blocks
+        ).select_columns(cols)
         ds = ds.map_batches(
             _parquet_batch,
             fn_kwargs={"params": params, "points_column": inp.points_column, "source_column": inp.source_column},

@@ -353,9 +353,16 @@ def read_points(
                 NpyRowsDatasource(files, fs, rows_per_block), num_cpus=READ_TASK_CPUS
             )
         elif files and kinds <= {".parquet", ".pq"}:
-            ds = ray.data.read_parquet(
-                files, filesystem=fs, columns=columns, file_extensions=None, num_cpus=READ_TASK_CPUS
-            )
+            ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=None, num_cpus=READ_TASK_CPUS)
+            if columns:  # projection pushdown; names are checked first for a clear error
+                import pyarrow.parquet as pq
+
+                with fs.open_input_file(files[0]) as fh:
+                    names = pq.read_schema(fh).names
+                missing = [c for c in columns if c not in names]
+                if missing:
+                    raise ValueError(f"{text}: no column(s) {missing}; columns are {names}")
+                ds = ds.select_columns(columns)
         elif len(files) == 1:
             from tda_ray import loaders
 
