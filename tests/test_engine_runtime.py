@@ -256,6 +256,9 @@ def test_sparse_neighbour_lists_respect_memory_limit() -> None:
     # Every pair is within the threshold, but the cloud is too large for a dense matrix under the limit, so the
     # engine builds neighbour lists from the points. Those are 200+ MiB here: the run must be refused without
     # the process growing far beyond its 64 MiB budget.
+    # Fails with the engine of 2026-11-27: sparse_from_points (cpp_core/src/distance.cpp) collects every pair
+    # into per-thread std::vector<Edge> before assemble_sparse() charges the budget, so the limit is only checked
+    # after ~380 MiB have been allocated (20000 points: 3.1 GB under a 256 MiB limit, refused after 13 s).
     child = run_child(
         """
         X = np.random.default_rng(0).uniform(size=(8000, 3))

@@ -285,7 +285,7 @@ RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsR
   for (std::size_t k = 0; k < pairs; ++k) {
     if (!(lower[k] >= 0) || std::isinf(lower[k]))
       throw InputError("distances must be finite and non-negative (entry " + std::to_string(k) + ")");
-    values[k] = static_cast<value_t>(lower[k]);
+    values[k] = static_cast<value_t>(lower[k]) + value_t(0);  // -0.0 -> +0.0: orders by bit pattern
   }
   return run_dense(DenseDistanceMatrix(n, std::move(values)), request, monitor, budget);
 }

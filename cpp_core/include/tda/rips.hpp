@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "tda/core.hpp"
@@ -49,9 +50,14 @@ class ReductionMatrix {
 // Orders a max-heap so that its top is the pivot of a coboundary column: the
 // cofacet earliest in the filtration (smallest diameter, then largest index).
 struct PivotOrder {
-  bool operator()(const DiameterEntry& a, const DiameterEntry& b) const {
-    return a.diameter > b.diameter || (a.diameter == b.diameter && a.index < b.index);
+  // Diameters are non-negative, so their bit patterns order like the values;
+  // one 128-bit comparison replaces two data-dependent branches.
+  static unsigned __int128 key(const DiameterEntry& e) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &e.diameter, sizeof bits);
+    return (static_cast<unsigned __int128>(bits) << 64) | (~static_cast<std::uint64_t>(e.index));
   }
+  bool operator()(const DiameterEntry& a, const DiameterEntry& b) const { return key(a) > key(b); }
 };
 
 // A binary heap that keeps its storage between columns.
