@@ -275,8 +275,18 @@ def run_child(engine: str, case: str, timeout: float, mem_cap_gib: float) -> Mea
                 delta_rss_kib=data["delta_rss_kib"],
                 summary=data["summary"],
             )
-    tail = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-    return Measurement(engine, case, "error", detail=tail[:200])
+    return Measurement(engine, case, *classify_failure(proc.returncode, err))
+
+
+def classify_failure(returncode: int, stderr: str) -> tuple[str, str]:
+    """(status, detail) of a child that printed no result: running out of memory (the address-space cap) is
+    reported as such, anything else as an error with the last line of stderr."""
+    tail = (stderr.strip().splitlines() or [f"exit status {returncode}"])[-1]
+    if any(sign in stderr for sign in ("MemoryError", "bad_alloc", "cannot allocate memory")):
+        return "out of memory", tail[:200]
+    if returncode < 0:
+        return "error", f"killed by signal {-returncode}" + (f" ({tail[:150]})" if stderr.strip() else "")
+    return "error", tail[:200]
 
 
 @dataclass
@@ -418,8 +428,8 @@ def render(
         ref = results.get((engines[0], c))
         for e in engines:
             a = results[(e, c)]
-            if a.status == "error":
-                notes.append(f"- {c} / {e}: error: {a.detail}")
+            if a.status in ("error", "out of memory"):
+                notes.append(f"- {c} / {e}: {a.status}: {a.detail}")
             elif ref is not None and ref.status == "ok" and a.status == "ok" and a.summary != ref.summary:
                 notes.append(
                     f"- {c}: {e} found {a.summary} [finite positive-length pairs, essential] per dimension, "
@@ -447,6 +457,22 @@ def write_section(text: str) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + SECTION_START + "\n" + header + text + "\n" + SECTION_END + "\n"
     BENCHMARKS_MD.write_text(doc, encoding="utf-8")
+
+
+def rerender(args: argparse.Namespace) -> int:
+    saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+    run = saved["run"]
+    ns = argparse.Namespace(command_line=run["command_line"], repeats=run["repeats"], timeout=run["timeout"])
+    runs: dict[tuple[str, str], list[Measurement]] = {(e, c): [] for e in run["engines"] for c in run["cases"]}
+    for m in saved["runs"]:
+        runs[(m["engine"], m["case"])].append(Measurement(**m))
+    results = {k: aggregate(v) for k, v in runs.items()}
+    load = (tuple(run["load"][0]), tuple(run["load"][1]))
+    text = render(results, run["cases"], run["engines"], saved["info"], ns, load)
+    print(text)
+    if args.write:
+        write_section(text)
+    return 0
 
 
 def parse_list(value: str, known: dict[str, Any], what: str) -> list[str]:
@@ -477,11 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mem-cap-gib", type=float, default=12.0, help="address-space cap per run (0: none)")
     p.add_argument("--write", action="store_true", help="also add the tables to BENCHMARKS.md")
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    p.add_argument("--from-json", type=Path, help="render (and --write) a run saved with --json instead of running")
     p.add_argument("--child", nargs=2, metavar=("ENGINE", "CASE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         child_main(args.child[0], args.child[1], args.mem_cap_gib)
         return 0
+    if args.from_json:
+        return rerender(args)
     if args.repeats < 1 or args.timeout <= 0:
         p.error("--repeats must be >= 1 and --timeout > 0")
     engines: list[str] = list(args.engines)
@@ -514,10 +543,19 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, args.cases, engines, info, args, (load_start, load_end))
     print(text)
     if args.json:
-        args.json.write_text(
-            json.dumps({"info": info, "runs": [asdict(m) for ms in runs.values() for m in ms]}, indent=1),
-            encoding="utf-8",
-        )
+        saved = {
+            "info": info,
+            "run": {
+                "command_line": args.command_line,
+                "repeats": args.repeats,
+                "timeout": args.timeout,
+                "cases": args.cases,
+                "engines": engines,
+                "load": [load_start, load_end],
+            },
+            "runs": [asdict(m) for ms in runs.values() for m in ms],
+        }
+        args.json.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     if args.write:
         write_section(text)
     return 0

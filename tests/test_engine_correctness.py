@@ -7,6 +7,7 @@ dimensions, non-Euclidean metrics, coefficients that matter (RP^2), and the spar
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
@@ -389,3 +390,23 @@ def test_thresholded_is_truncated_full(case: tuple[npt.NDArray[np.float64], floa
         assert "threshold" in str(exc)
         return
     assert cut.extras["sparse"] is True
+
+
+# --------------------------------------------------------------------------- numeric range
+
+
+def test_distances_beyond_float32_range_are_not_silently_dropped() -> None:
+    # Filtration values are float32: a distance above 3.4e38 rounds to inf and the edge never enters, so three
+    # points on a line would come out as three components for ever. Refusing such input (ValueError) or computing
+    # it correctly are both acceptable; a silently wrong diagram is not.
+    X = np.array([[0.0], [1e39], [5e39]])
+    try:
+        res = vietoris_rips(X, maxdim=1)
+    except ValueError:
+        return
+    assert np.count_nonzero(np.isinf(res.diagrams[0][:, 1])) == 1, res.diagrams[0].tolist()
+
+
+def test_infinite_threshold_serialises_as_strict_json() -> None:
+    res = vietoris_rips(np.random.default_rng(30).normal(size=(6, 2)), maxdim=1, threshold=math.inf)
+    json.dumps(res.to_json_dict(), allow_nan=False)  # "threshold": Infinity is not JSON
