@@ -30,7 +30,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -70,6 +70,8 @@ POINTS_COLUMNS = ("points", "cloud", "point_cloud")
 SOURCE_COLUMNS = ("source", "id", "name")
 # Clouds handed to one engine call batch (small clouds: amortises per-call overhead).
 DEFAULT_BATCH_SIZE = 8
+# Clouds per read block (Ray task) once there are enough blocks for every CPU.
+CLOUDS_PER_BLOCK = 200
 # Without a terminal (job logs, CI), progress is a plain line this often.
 LOG_PROGRESS_EVERY_S = 5.0
 
@@ -260,9 +262,23 @@ def _parquet_batch(batch: pa.Table, params: _Params, points_column: str, source_
     sources = batch.column(source_column).to_pylist() if source_column else [None] * len(clouds)
     rows = []
     for src, cell in zip(sources, clouds, strict=True):
-        row = compute_row("" if src is None else str(src), lambda cell=cell: (_cloud_from_cell(cell), False), params, node)
-        rows.append(row)
+
+        def load(cell: Any = cell) -> tuple[Any, bool]:
+            return _cloud_from_cell(cell), False
+
+        rows.append(compute_row("" if src is None else str(src), load, params, node))
     return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
+
+
+def _block_count(n_clouds: int) -> int:
+    """Read blocks (one task each): a few per CPU so every node gets work, else about CLOUDS_PER_BLOCK each.
+
+    Every block costs a Ray task; with one per handful of tiny clouds, scheduling dominates the run.
+    """
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else 0
+    return max(1, min(n_clouds, max(4 * max(cpus, 2), math.ceil(n_clouds / CLOUDS_PER_BLOCK))))
 
 
 def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BATCH_SIZE) -> ray.data.Dataset:
@@ -270,21 +286,22 @@ def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BA
     import ray.data
 
     common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size, "num_cpus": 1}
-    # Enough blocks that every node gets work, without one task per tiny cloud.
-    blocks = max(1, min(inp.n_clouds, math.ceil(inp.n_clouds / batch_size)))
+    blocks = _block_count(inp.n_clouds)
     if inp.kind == "files":
         ds = ray.data.read_binary_files(
             inp.paths, include_paths=True, filesystem=inp.filesystem, override_num_blocks=blocks
         )
-        ds = ds.map_batches(_file_batch, fn_kwargs={"params": params}, **common)
+        file_fn: Any = _file_batch  # Ray's stubs do not model fn_kwargs
+        ds = ds.map_batches(file_fn, fn_kwargs={"params": params}, **common)
     else:
         assert inp.points_column is not None
         cols = [inp.points_column] + ([inp.source_column] if inp.source_column else [])
         ds = ray.data.read_parquet(
-            inp.paths, filesystem=inp.filesystem, file_extensions=None, override_num_blocks=blocks
+            inp.paths, filesystem=inp.filesystem, file_extensions=["parquet", "pq"], override_num_blocks=blocks
         ).select_columns(cols)
+        parquet_fn: Any = _parquet_batch
         ds = ds.map_batches(
-            _parquet_batch,
+            parquet_fn,
             fn_kwargs={"params": params, "points_column": inp.points_column, "source_column": inp.source_column},
             **common,
         )
@@ -366,7 +383,10 @@ def _tables(
 ) -> Iterator[pa.Table]:
     params = _Params(maxdim, None if threshold is None else float(threshold), coeff, memory_limit)
     row = 0
-    for table in build_dataset(inp, params, batch_size).iter_batches(batch_format="pyarrow", batch_size=None):
+    batches: Iterable[Any] = build_dataset(inp, params, batch_size).iter_batches(
+        batch_format="pyarrow", batch_size=None
+    )
+    for table in batches:
         if inp.kind == "parquet":  # unnamed rows are named by their position in the input
             given = table.column("source").to_pylist()
             names = [s or f"{inp.label}#{row + i}" for i, s in enumerate(given)]

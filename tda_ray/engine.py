@@ -36,6 +36,9 @@ __all__ = [
 MAX_COEFF = (1 << 31) - 1
 # Relative asymmetry accepted in a distance matrix (rounding in text files).
 SYMMETRY_TOLERANCE = 1e-4
+# The engine stores filtration values as float32; larger distances would turn into inf.
+# Coordinates are bounded so that no distance between two points can exceed it.
+MAX_DISTANCE = float(np.finfo(np.float32).max)
 
 
 def is_prime(p: int) -> bool:
@@ -117,7 +120,7 @@ class PersistenceResult:
             "diagrams": diagrams,
             "maxdim": self.maxdim,
             "coeff": self.coeff,
-            "threshold": self.threshold,
+            "threshold": self.threshold if self.threshold is not None and math.isfinite(self.threshold) else None,
             "n_points": self.n_points,
         }
 
@@ -190,6 +193,12 @@ def vietoris_rips(
     n = arr.shape[0]
     if n == 0:
         raise ValueError(f"{what} is empty: at least one point is needed")
+    largest = float(np.max(np.abs(arr))) if arr.size else 0.0
+    bound = largest if distance_matrix else 2.0 * largest * math.sqrt(arr.shape[1])
+    if bound > MAX_DISTANCE:
+        raise ValueError(
+            f"{what} values up to {largest:.3g} give distances beyond the float32 range (3.4e38); rescale the data"
+        )
     if distance_matrix:
         if arr.shape[0] != arr.shape[1]:
             raise ValueError(f"distance matrix must be square, got shape {arr.shape}")

@@ -214,7 +214,9 @@ class _NpyRowsDatasourceBase:
     def estimate_inmemory_data_size(self) -> int:
         return sum(f.rows * f.cols * 8 for _, f in self._files)
 
-    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None) -> list[Any]:
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[Any]:
         from ray.data.block import BlockMetadata
         from ray.data.datasource import ReadTask
 
@@ -254,7 +256,7 @@ def _npy_range_reader(fs: pafs.FileSystem, f: _NpyFile, start: int, stop: int) -
 _DATASOURCE_CLASS: Any = None
 
 
-def NpyRowsDatasource(  # noqa: N802 - behaves as a class; built lazily so importing this module needs no Ray
+def NpyRowsDatasource(
     paths: Sequence[str], filesystem: pafs.FileSystem | None = None, rows_per_block: int = DEFAULT_ROWS_PER_BLOCK
 ) -> Any:
     """Ray Data datasource over 2-D ``.npy`` files, read as row ranges (ranged reads; no file loaded whole).
@@ -322,7 +324,9 @@ def _list_files(fs: pafs.FileSystem, path: str) -> list[str]:
     if info.type == pafs.FileType.File:
         return [path]
     entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    return sorted(e.path for e in entries if e.type == pafs.FileType.File and not os.path.basename(e.path).startswith((".", "_")))
+    return sorted(
+        e.path for e in entries if e.type == pafs.FileType.File and not os.path.basename(e.path).startswith((".", "_"))
+    )
 
 
 def read_points(
@@ -339,6 +343,20 @@ def read_points(
     coordinate (pick them with ``columns``) or one list column of coordinates.  Other files (text/CSV)
     are parsed by :mod:`tda_ray.loaders` in this process: use ``.npy`` or Parquet for very large clouds.
     """
+    return _read_blocks(source, columns, filesystem, rows_per_block).map_batches(
+        _normalise_block,
+        batch_format="pyarrow",
+        batch_size=None,
+        zero_copy_batch=True,
+        fn_kwargs={"columns": columns},
+        num_cpus=READ_TASK_CPUS,
+    )
+
+
+def _read_blocks(
+    source: Any, columns: list[str] | None, filesystem: pafs.FileSystem | None, rows_per_block: int
+) -> ray.data.Dataset:
+    """``source`` as read, block layout not yet normalised (see :func:`read_points`)."""
     import ray.data
 
     if isinstance(source, ray.data.Dataset):
@@ -349,11 +367,9 @@ def read_points(
         files = _list_files(fs, inner)
         kinds = {os.path.splitext(f)[1].lower() for f in files}
         if files and kinds <= {".npy"}:
-            ds = ray.data.read_datasource(
-                NpyRowsDatasource(files, fs, rows_per_block), num_cpus=READ_TASK_CPUS
-            )
+            ds = ray.data.read_datasource(NpyRowsDatasource(files, fs, rows_per_block), num_cpus=READ_TASK_CPUS)
         elif files and kinds <= {".parquet", ".pq"}:
-            ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=None, num_cpus=READ_TASK_CPUS)
+            ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=["parquet", "pq"], num_cpus=READ_TASK_CPUS)
             if columns:  # projection pushdown; names are checked first for a clear error
                 import pyarrow.parquet as pq
 
@@ -369,7 +385,7 @@ def read_points(
             fmt = loaders.resolve_format(text if "://" not in text else inner)
             if loaders.is_distance_format(fmt):
                 raise ValueError(f"{text}: a distance matrix; landmark sampling needs point coordinates")
-            return read_points(loaders.load(inner, fmt), rows_per_block=rows_per_block)
+            return _read_blocks(loaders.load(inner, fmt), None, None, rows_per_block)
         elif not files:
             raise ValueError(f"{text}: no files found")
         else:
@@ -382,14 +398,7 @@ def read_points(
             raise ValueError(f"point cloud must be a non-empty (n, d) array, got shape {arr.shape}")
         tables = [_coordinate_table(arr[i : i + rows_per_block]) for i in range(0, arr.shape[0], rows_per_block)]
         ds = ray.data.from_arrow(tables)
-    return ds.map_batches(
-        _normalise_block,
-        batch_format="pyarrow",
-        batch_size=None,
-        zero_copy_batch=True,
-        fn_kwargs={"columns": columns},
-        num_cpus=READ_TASK_CPUS,
-    )
+    return ds
 
 
 @dataclass(frozen=True)
@@ -488,8 +497,8 @@ class _Shard:
 
         return str(ray.get_runtime_context().get_node_id())
 
-    def load(self, refs: list[Any]) -> dict[str, Any]:
-        """Fetch this shard's blocks one at a time and keep them coordinate-major."""
+    def load(self, refs: list[Any], columns: list[str] | None) -> dict[str, Any]:
+        """Fetch this shard's blocks one at a time, check them and keep them coordinate-major."""
         import ray
 
         dims = set()
@@ -497,6 +506,9 @@ class _Shard:
             table = ray.get(ref)
             if table.num_rows == 0:
                 continue
+            # Checked here rather than in a Ray Data UDF: errors raised in an actor keep their type and
+            # message for the caller, those in a UDF arrive only as text inside a UserCodeException.
+            table = _normalise_block(table, columns)
             coords = np.stack([table.column(j).to_numpy() for j in range(table.num_columns)]).astype(np.float64)
             del table
             dims.add(coords.shape[0])
@@ -512,6 +524,12 @@ class _Shard:
         self._buf = (np.empty(largest), np.empty(largest))
         return {"n": sum(b.shape[1] for b in self.blocks), "dim": dims.pop() if dims else 0, "first": first}
 
+    def peak_rss(self) -> int:
+        """This process's peak resident memory in bytes (Linux reports KiB)."""
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
     def fold(self, landmarks: FloatArray, k: int) -> tuple[FloatArray, FloatArray, float, float]:
         """Fold new landmarks (B, d) into the minima; return (candidates (c, d), their d², tau², max d²)."""
         assert self._buf is not None
@@ -523,10 +541,7 @@ class _Shard:
             for point in landmarks:
                 np.minimum(md, _sq_dist(coords, point, o, t), out=md)
             # This block's k+1 largest: the shard's k+1 largest are among the blocks' k+1 largest.
-            if m > k + 1:
-                idx = np.argpartition(md, m - (k + 1))[m - (k + 1) :]
-            else:
-                idx = np.arange(m)
+            idx = np.argpartition(md, m - (k + 1))[m - (k + 1):] if m > k + 1 else np.arange(m)
             top_vals.append(md[idx])
             top_idx.append(np.stack([np.full(idx.size, b), idx]))
         if not top_vals:
@@ -553,15 +568,14 @@ class LandmarkSample:
     n_workers: int
     read_s: float
     select_s: float
+    shard_peak_rss: tuple[int, ...] = ()  # bytes, per shard process
 
     @property
     def n_landmarks(self) -> int:
         return int(self.landmarks.shape[0])
 
 
-def _accept(
-    pool: FloatArray, d2: FloatArray, tau: float, quota: int
-) -> list[FloatArray]:
+def _accept(pool: FloatArray, d2: FloatArray, tau: float, quota: int) -> list[FloatArray]:
     """Exact greedy picks from the candidate pool (rows of ``pool``, current squared distances ``d2``).
 
     The first pick is the global farthest point (every shard's farthest points are in the pool).  Later
@@ -603,14 +617,28 @@ def _assign_blocks(block_nodes: list[str | None], worker_nodes: list[str], sizes
     return out
 
 
-def _default_workers(worker_cpus: float) -> int:
+def _plan_workers(n_workers: int | None, worker_cpus: float) -> tuple[int, float]:
+    """(shards, CPUs per shard) for the connected cluster.
+
+    By default one shard per ``worker_cpus`` of the cluster.  An explicit count larger than the cluster's
+    CPUs allow gets a smaller CPU share per shard, so every shard can be scheduled (otherwise the rounds
+    would wait for ever).  A task blocked in ``ray.get`` lends its CPUs, so a job task that calls this
+    does not starve its own shards; on an autoscaling cluster with no CPUs yet, one shard starts the
+    scale-up.
+    """
     import ray
 
-    # One shard per worker_cpus of the cluster.  A task blocked in ray.get lends its CPUs, so a job task that
-    # calls this does not starve its own shards; on an autoscaling cluster with no workers yet, one shard
-    # is enough to start the scale-up.
+    if worker_cpus <= 0:
+        raise ValueError(f"worker_cpus must be positive, got {worker_cpus}")
     total = float(ray.cluster_resources().get("CPU", 0.0))
-    return max(1, min(64, int(total // worker_cpus)))
+    if n_workers is None:
+        n = max(1, min(64, int(total // worker_cpus)))
+    elif isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    else:
+        n = n_workers
+    cpus = worker_cpus if total <= 0 or n * worker_cpus <= total else total / n
+    return n, cpus
 
 
 def farthest_point_sample(
@@ -637,17 +665,15 @@ def farthest_point_sample(
     n_landmarks = resolve_landmarks(n_landmarks, 1)
     if candidates < 1:
         raise ValueError(f"candidates must be positive, got {candidates}")
+    workers_n, shard_cpus = _plan_workers(n_workers, worker_cpus)
     t0 = time.perf_counter()
-    ds = read_points(source, columns=columns, rows_per_block=rows_per_block)
+    ds = _read_blocks(source, columns, None, rows_per_block)
     try:
         refs = ds.to_arrow_refs()  # the blocks stay in the object store, spread over the cluster
     except Exception as exc:
         raise _ray_error_cause(exc) from None
-    workers_n = n_workers if n_workers is not None else _default_workers(worker_cpus)
-    if workers_n < 1:
-        raise ValueError(f"n_workers must be positive, got {workers_n}")
     workers_n = max(1, min(workers_n, len(refs)))
-    shard_cls = ray.remote(_Shard)
+    shard_cls: Any = ray.remote(_Shard)
     locations = ray.experimental.get_object_locations(refs)
     block_nodes: list[str | None] = []
     sizes: list[int] = []
@@ -658,17 +684,19 @@ def farthest_point_sample(
         sizes.append(int(loc.get("object_size") or 1))
     # One shard per node first (soft affinity), round-robin over the nodes that hold blocks.
     held = [n for n in dict.fromkeys(block_nodes) if n is not None]
-    workers = []
-    for w in range(workers_n):
-        opts: dict[str, Any] = {"num_cpus": worker_cpus}
+    workers: list[Any] = []
+    for i in range(workers_n):
+        opts: dict[str, Any] = {"num_cpus": shard_cpus}
         if held:
-            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(held[w % len(held)], soft=True)
+            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(held[i % len(held)], soft=True)
         workers.append(shard_cls.options(**opts).remote())
     try:
         worker_nodes = ray.get([w.node_id.remote() for w in workers])
         plan = _assign_blocks(block_nodes, worker_nodes, sizes)
         try:
-            infos = ray.get([w.load.remote([refs[b] for b in blocks]) for w, blocks in zip(workers, plan, strict=True)])
+            infos = ray.get(
+                [w.load.remote([refs[b] for b in blocks], columns) for w, blocks in zip(workers, plan, strict=True)]
+            )
         except Exception as exc:
             raise _ray_error_cause(exc) from None
         del refs, ds  # the shards own the data now
@@ -704,6 +732,7 @@ def farthest_point_sample(
             new = _accept(pool, d2, tau, n_landmarks - len(chosen))
             chosen.extend(new)
         select_s = time.perf_counter() - t1
+        peaks = tuple(int(p) for p in ray.get([w.peak_rss.remote() for w in workers]))
     finally:
         for w in workers:
             ray.kill(w)
@@ -716,6 +745,7 @@ def farthest_point_sample(
         n_workers=len(workers),
         read_s=read_s,
         select_s=select_s,
+        shard_peak_rss=peaks,
     )
 
 
@@ -761,6 +791,7 @@ class LandmarkResult:
             "read_s": s.read_s,
             "select_s": s.select_s,
             "rips_s": self.rips_s,
+            "shard_peak_rss_bytes": max(s.shard_peak_rss, default=0),
         }
 
     def to_json_dict(self) -> dict[str, Any]:

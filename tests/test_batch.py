@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import ray_clusters
 
 from tda_ray import batch, cli
 from tda_ray.engine import vietoris_rips
-
-import ray_clusters
 
 pytestmark = [pytest.mark.ray]
 
@@ -29,7 +28,8 @@ def _cloud(rng: np.random.Generator, n: int, dim: int = 2) -> np.ndarray:
     pts = np.c_[np.cos(t), np.sin(t)] * rng.uniform(0.5, 2.0)
     if dim > 2:
         pts = np.c_[pts, rng.normal(scale=0.1, size=(n, dim - 2))]
-    return pts + rng.normal(scale=0.05, size=pts.shape)
+    out: np.ndarray = pts + rng.normal(scale=0.05, size=pts.shape)
+    return out
 
 
 def _write_folder(root: Path, n_clouds: int, seed: int, n_points: int = 40) -> dict[str, np.ndarray]:
@@ -53,7 +53,9 @@ def _expected(X: np.ndarray, maxdim: int, threshold: float | None = None) -> lis
     return vietoris_rips(X, maxdim=maxdim, threshold=threshold).diagrams
 
 
-def _assert_rows_match(table: pa.Table, clouds: dict[str, np.ndarray], maxdim: int, threshold: float | None = None):
+def _assert_rows_match(
+    table: pa.Table, clouds: dict[str, np.ndarray], maxdim: int, threshold: float | None = None
+) -> None:
     rows = {r["source"]: r for r in table.to_pylist()}
     for source, X in clouds.items():
         row = rows[source]

@@ -1,8 +1,10 @@
 #include "tda/distance.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
+#include <string>
 
 namespace tda {
 
@@ -110,12 +112,20 @@ SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t
   const double t = threshold;
   const int parts = std::max(1, n_threads);
   std::vector<std::vector<Edge>> found(parts);
+  // The pairs are counted against the budget while they are collected (with
+  // the neighbour lists they will become), so a threshold that keeps too many
+  // pairs is refused before it exhausts memory.
+  std::atomic<std::size_t> held{0};
+  std::atomic<bool> over{false};
+  const std::size_t room = budget.limit() - std::min(budget.limit(), budget.used());
   // Interleaved assignment balances the work: the sweep windows vary in size.
   parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
     for (std::size_t part = tb; part < te; ++part) {
       auto& out = found[part];
+      std::size_t reported = 0;
       for (index_t a = static_cast<index_t>(part); a < n; a += parts) {
         if ((a & 1023) == static_cast<index_t>(part) && monitor.cancel_requested()) return;
+        if (over.load(std::memory_order_relaxed)) return;
         const index_t i = order[a];
         const double* xi = points + std::size_t(i) * d;
         const double reach = xi[axis] + t;
@@ -128,9 +138,17 @@ SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t
             out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
                                 : Edge{std::int32_t(j), std::int32_t(i), dist});
         }
+        const std::size_t now = out.capacity() * sizeof(Edge) + out.size() * 2 * sizeof(Neighbor);
+        if (now != reported) {
+          if (held.fetch_add(now - reported) + (now - reported) > room) over.store(true);
+          reported = now;
+        }
       }
     }
   });
+  if (over.load())
+    throw MemoryLimitExceeded("the pairs within the threshold need more memory than the limit of " +
+                              std::to_string(budget.limit() >> 20) + " MiB; lower the threshold or use fewer points");
   return assemble_sparse(n, found, budget);
 }
 
