@@ -69,7 +69,7 @@ _PARQUET_EXTENSIONS = (".parquet", ".pq")
 POINTS_COLUMNS = ("points", "cloud", "point_cloud")
 SOURCE_COLUMNS = ("source", "id", "name")
 # Clouds handed to one engine call batch (small clouds: amortises per-call overhead).
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 32
 # Clouds per read block (Ray task) once there are enough blocks for every CPU.
 CLOUDS_PER_BLOCK = 200
 # Without a terminal (job logs, CI), progress is a plain line this often.
@@ -225,19 +225,22 @@ def compute_row(source: str, load: Callable[[], tuple[Any, bool]], params: _Para
     return row
 
 
-def _file_batch(batch: pa.Table, params: _Params) -> pa.Table:
-    """map_batches over cloud files: columns ``path`` and ``bytes`` (from ``read_binary_files``)."""
+def _file_batch(batch: pa.Table, params: _Params, filesystem: pafs.FileSystem, scheme: str) -> pa.Table:
+    """map_batches over cloud files (column ``path``): each file is read and parsed here, so a file that
+    cannot be read or parsed fails its own row only."""
     from tda_ray import loaders
 
     node = _node_id()
     rows = []
-    for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist(), strict=True):
+    for path in batch.column("path").to_pylist():
 
-        def load(path: str = path, data: bytes = data) -> tuple[Any, bool]:
+        def load(path: str = path) -> tuple[Any, bool]:
+            with filesystem.open_input_stream(path) as f:
+                data = f.readall()
             fmt = loaders.detect_format(path, data[:8])
             return loaders.load_bytes(data, fmt, name=os.path.basename(path)), loaders.is_distance_format(fmt)
 
-        rows.append(compute_row(path, load, params, node))
+        rows.append(compute_row(scheme + path, load, params, node))
     return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
 
 
@@ -288,11 +291,14 @@ def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BA
     common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size, "num_cpus": 1}
     blocks = _block_count(inp.n_clouds)
     if inp.kind == "files":
-        ds = ray.data.read_binary_files(
-            inp.paths, include_paths=True, filesystem=inp.filesystem, override_num_blocks=blocks
-        )
+        # Paths, not contents, go into the dataset: the tasks read their files themselves, which costs far
+        # less per file than Ray's file datasource for many small clouds.
+        ds: ray.data.Dataset = ray.data.from_items([{"path": p} for p in inp.paths], override_num_blocks=blocks)
+        scheme = inp.label.split("://", 1)[0] + "://" if "://" in inp.label else ""
         file_fn: Any = _file_batch  # Ray's stubs do not model fn_kwargs
-        ds = ds.map_batches(file_fn, fn_kwargs={"params": params}, **common)
+        ds = ds.map_batches(
+            file_fn, fn_kwargs={"params": params, "filesystem": inp.filesystem, "scheme": scheme}, **common
+        )
     else:
         assert inp.points_column is not None
         cols = [inp.points_column] + ([inp.source_column] if inp.source_column else [])
@@ -502,6 +508,25 @@ def batch_entrypoint(
     return shlex.join(cmd)
 
 
+# A head that has just started answers "No available agent to submit job, please try again later" until its
+# job agent registers; that is retried for this long.
+SUBMIT_RETRY_S = 60.0
+
+
+def _submit_with_retry(client: Any, entrypoint: str, runtime_env: dict[str, Any]) -> str:
+    deadline = time.monotonic() + SUBMIT_RETRY_S
+    while True:
+        try:
+            job_id: str = client.submit_job(
+                entrypoint=entrypoint, runtime_env=runtime_env, metadata={"tda_ray": "batch"}
+            )
+            return job_id
+        except RuntimeError as exc:
+            if "try again later" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def submit_batch(
     address: str,
     input: str,
@@ -540,7 +565,7 @@ def submit_batch(
         batch_size=batch_size,
         python=python,
     )
-    job_id = client.submit_job(entrypoint=entry, runtime_env=env, metadata={"tda_ray": "batch"})
+    job_id = _submit_with_retry(client, entry, env)
     if not follow:
         return SubmittedBatch(job_id, str(client.get_job_status(job_id).value), address)
     log = log or sys.stderr

@@ -328,7 +328,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=_finite_float, default=None, help="largest edge length (default: none)")
     p.add_argument("--coeff", type=int, default=2, help="prime field of coefficients (default: 2)")
     p.add_argument("--memory-limit", type=parse_size, default=None, help="per-cloud engine memory limit (e.g. 4G)")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="clouds per Ray Data batch (default: 8)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="clouds per engine batch (default: 32)")
     p.add_argument(
         "--address", default=None, help="Ray cluster to join (auto, HOST:PORT, ray://...; default: a local Ray)"
     )

@@ -104,7 +104,12 @@ def three_node_cluster(dashboard_port: int | None = None, head_cpus: int = 1) ->
     from ray.cluster_utils import Cluster
 
     with loopback_ray():
-        head: dict[str, Any] = {"num_cpus": head_cpus, "node_ip_address": LOOPBACK}
+        # The agent's HTTP port defaults to a fixed number (52365) that another Ray on the host may hold.
+        head: dict[str, Any] = {
+            "num_cpus": head_cpus,
+            "node_ip_address": LOOPBACK,
+            "dashboard_agent_listen_port": free_port(),
+        }
         if dashboard_port is None:
             head["include_dashboard"] = False
         else:
@@ -112,7 +117,7 @@ def three_node_cluster(dashboard_port: int | None = None, head_cpus: int = 1) ->
         cluster = Cluster(initialize_head=True, head_node_args=head)
         try:
             for _ in range(2):
-                cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+                cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK, dashboard_agent_listen_port=free_port())
             cluster.wait_for_nodes(timeout=120)
             ray.init(address=cluster.address, log_to_driver=False)
             yield cluster
@@ -189,6 +194,7 @@ class FakeAutoscalingCluster:
             "--num-cpus=0",
             f"--autoscaling-config={cfg}",
             "--include-dashboard=false",
+            f"--dashboard-agent-listen-port={free_port()}",
             f"--temp-dir={self.tmp / 'ray'}",
             "--disable-usage-stats",
         ]
