@@ -130,6 +130,21 @@ def _rips_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )
+    p.add_argument(
+        "--landmarks",
+        type=_landmark_count,
+        default=None,
+        metavar="N|auto",
+        help="Rips on N greedy max-min landmarks chosen with Ray (.npy/Parquet are read in blocks, never whole); "
+        "reports the covering radius eps (bottleneck distance to the full diagram <= 2 eps)",
+    )
+    p.add_argument("--address", default=None, help="with --landmarks: Ray cluster to use (default: a local Ray)")
+
+
+def _landmark_count(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _positive_int(text)
 
 
 def _fmt(x: float) -> str:
@@ -211,6 +226,8 @@ def _compute_with_progress(X: Any, show_progress: bool, **kwargs: Any) -> Any:
 def _rips_run(args: argparse.Namespace) -> int:
     from tda_ray import loaders
 
+    if args.landmarks is not None:
+        return _landmark_rips_run(args)
     fmt = loaders.resolve_format(args.file, args.format)
     X = loaders.load(args.file, fmt)
     distance = fmt in DISTANCE_FORMATS or args.distance_matrix
@@ -229,6 +246,47 @@ def _rips_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json_dict(), allow_nan=False))
     else:
         print(format_intervals(result))
+    return EXIT_OK
+
+
+def _landmark_rips_run(args: argparse.Namespace) -> int:
+    from tda_ray import loaders
+
+    if args.distance_matrix or loaders.resolve_format(args.file, args.format) in DISTANCE_FORMATS:
+        fail("--landmarks needs point coordinates, not a distance matrix")
+    require_extra("ray.data")
+    from tqdm import tqdm
+
+    from tda_ray.landmarks import landmark_rips
+
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    with tqdm(total=100, unit="%", file=sys.stderr, disable=not show, leave=False) as bar:
+
+        def on_progress(fraction: float) -> None:
+            target = min(max(float(fraction), 0.0), 1.0) * 100
+            if target > bar.n:
+                bar.update(target - bar.n)
+
+        res = landmark_rips(
+            args.file,
+            args.landmarks,
+            maxdim=args.maxdim,
+            threshold=args.threshold,
+            coeff=args.coeff,
+            n_threads=args.threads,
+            memory_limit=args.memory_limit,
+            address=args.address,
+            progress=on_progress,
+        )
+    if args.json:
+        print(json.dumps(res.to_json_dict(), allow_nan=False))
+    else:
+        s = res.sample
+        print(
+            f"# {s.n_landmarks} landmarks of {s.n_points} points, covering radius eps {_fmt(s.eps)} "
+            f"(bottleneck distance to the full diagram <= {_fmt(res.bottleneck_bound)})"
+        )
+        print(format_intervals(res.result))
     return EXIT_OK
 
 

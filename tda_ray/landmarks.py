@@ -541,7 +541,7 @@ class _Shard:
             for point in landmarks:
                 np.minimum(md, _sq_dist(coords, point, o, t), out=md)
             # This block's k+1 largest: the shard's k+1 largest are among the blocks' k+1 largest.
-            idx = np.argpartition(md, m - (k + 1))[m - (k + 1):] if m > k + 1 else np.arange(m)
+            idx = np.argpartition(md, m - (k + 1))[m - (k + 1) :] if m > k + 1 else np.arange(m)
             top_vals.append(md[idx])
             top_idx.append(np.stack([np.full(idx.size, b), idx]))
         if not top_vals:

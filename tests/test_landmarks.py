@@ -234,3 +234,26 @@ def test_200k_point_landmark_job(local_ray: None, tmp_path: Path) -> None:
     assert covering_radius(S, L) <= res.eps
     exact = vietoris_rips(S, maxdim=1).diagrams
     assert bottleneck(res.diagrams, exact) <= res.bottleneck_bound + 1e-5
+
+
+def test_cli_rips_with_landmarks(local_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tda_ray import cli
+
+    X = torus_cloud(3000, seed=8)
+    np.save(tmp_path / "t.npy", X)
+    assert cli.main(["rips", str(tmp_path / "t.npy"), "--landmarks", "80", "--maxdim", "1", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["n_points"] == 3000 and body["landmarks"]["count"] == 80
+    _, eps = greedy_reference(X, 80)
+    assert body["landmarks"]["eps"] == pytest.approx(eps)
+    assert len(body["diagrams"]) == 2 and len(body["diagrams"][0]) == 80
+
+    assert cli.main(["rips", str(tmp_path / "t.npy"), "--landmarks", "auto", "--maxdim", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# {min(3000, lm.AUTO_LANDMARKS[0])} landmarks of 3000 points, covering radius eps")
+
+    (tmp_path / "d.distance_matrix").write_text("0 1\n1 0\n")
+    assert cli.main(["rips", str(tmp_path / "d.distance_matrix"), "--landmarks", "5"]) == 2
+    assert "not a distance matrix" in capsys.readouterr().err
