@@ -225,6 +225,9 @@ def test_ctrl_c_cancels_promptly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        # A shell that starts a job in the background ignores SIGINT for it, and the child would
+        # inherit that; restore the default so the interpreter installs its KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         time.sleep(2.5)  # past interpreter start-up and loading, into the computation

@@ -308,7 +308,8 @@ class KafkaBroker:
         cmd = [
             *self._java_base(),
             "kafka.tools.StorageTool", "format", "--standalone",
-            "-t", _cluster_id(), "-c", str(self.properties_file),
+            # "=": a random id may start with "-", which would read as an option.
+            f"--cluster-id={_cluster_id()}", "-c", str(self.properties_file),
         ]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
