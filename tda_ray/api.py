@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -50,7 +50,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tda_ray
-from tda_ray.jobs import Conflict, InvalidRequest, JobService, NotFound, PayloadTooLarge
+from tda_ray.jobs import Conflict, InvalidRequest, JobService, NotFound, PayloadTooLarge, streamable_format
 from tda_ray.messages import EventsAccepted, EventsRequest
 from tda_ray.settings import Settings, get_settings
 from tda_ray.storage import ALL_STATUSES, JobRecord, PointCloudRecord
@@ -112,6 +112,14 @@ class JobParams(BaseModel):
     maxdim: int = Field(default=1, ge=0, description="Largest homology dimension (the server caps it).")
     threshold: float | None = Field(default=None, ge=0, description="Largest edge length; null = full filtration.")
     coeff: int = Field(default=2, ge=2, description="Prime field of coefficients Z/p.")
+    landmarks: Annotated[int, Strict(), Field(ge=1)] | Literal["auto"] | None = Field(
+        default=None,
+        description=(
+            'null: exact Vietoris–Rips of the whole cloud. A count N (or "auto": 5000/1000/400/150 for maxdim '
+            "0/1/2/3+): Rips on N greedy max-min landmarks chosen with Ray Data; the result reports the covering "
+            "radius eps, and its diagrams are within bottleneck distance 2 eps of the whole cloud's."
+        ),
+    )
 
 
 class JobIn(BaseModel):
@@ -147,6 +155,19 @@ class JobList(BaseModel):
 Pair = Annotated[list[float | None], Field(min_length=2, max_length=2)]
 
 
+class LandmarksOut(BaseModel):
+    requested: int = Field(description='Landmarks asked for ("auto" resolved).')
+    count: int = Field(description="Landmarks used: fewer than requested only when every point is one (eps 0).")
+    eps: float = Field(description="Covering radius: every point lies within eps of a landmark (exact).")
+    bottleneck_bound: float = Field(description="2 eps: bound on the bottleneck distance to the exact diagrams.")
+    n_points: int = Field(description="Points of the whole cloud.")
+    rounds: int = Field(description="Passes over the data during the selection.")
+    workers: int = Field(description="Shard actors that held the cloud.")
+    select_s: float = Field(description="Seconds spent choosing landmarks (reading the blocks: read_s).")
+    read_s: float
+    rips_s: float = Field(description="Seconds of Rips on the landmarks.")
+
+
 class ResultOut(BaseModel):
     job_id: str
     algorithm: str
@@ -160,7 +181,8 @@ class ResultOut(BaseModel):
     n_pairs: list[int]
     total_persistence: list[float]
     persistence_entropy: list[float]
-    elapsed_s: float = Field(description="Engine time of the job in seconds.")
+    elapsed_s: float = Field(description="Engine time of the job in seconds (landmark selection included).")
+    landmarks: LandmarksOut | None = Field(default=None, description="Set for landmark jobs: count, eps, timings.")
     finished_at: datetime | None
 
 
@@ -205,24 +227,47 @@ class _BodyTooLarge(Exception):
         super().__init__(f"request body is larger than the limit of {limit} bytes")
 
 
-class BodyLimitMiddleware:
-    """Refuses request bodies over the limit with 413, by Content-Length or by counting a streamed body."""
+# Raw upload bodies streamed to storage, and the format each announces (octet-stream: sniffed).
+STREAM_TYPES = {
+    "application/x-npy": "npy",
+    "application/vnd.apache.parquet": "parquet",
+    "application/octet-stream": None,
+}
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over the limit with 413, by Content-Length or by counting a streamed body.
+
+    Point-cloud uploads that go to storage as they arrive (``.npy``/Parquet bodies, multipart files) get
+    the larger ``stream_limit``; everything parsed in memory gets ``limit``.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, stream_limit: int | None = None) -> None:
+        self.app, self.small_limit = app, limit
+        self.stream_limit = max(limit, stream_limit or limit)
+
+    def _limit(self, scope: Scope) -> int:
+        if scope.get("method") == "POST" and scope.get("path", "").rstrip("/").endswith("/v1/pointclouds"):
+            for name, value in scope.get("headers", []):
+                if name == b"content-type":
+                    ctype = value.decode("latin-1").split(";")[0].strip().lower()
+                    if ctype in STREAM_TYPES or ctype == "multipart/form-data":
+                        return self.stream_limit
+        return self.small_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.limit:
-                    resp = JSONResponse({"detail": str(_BodyTooLarge(self.limit))}, status_code=413)
+                if declared > limit:
+                    resp = JSONResponse({"detail": str(_BodyTooLarge(limit))}, status_code=413)
                     await resp(scope, receive, send)
                     return
         seen = 0
@@ -232,8 +277,8 @@ class BodyLimitMiddleware:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge(self.limit)
+                if seen > limit:
+                    raise _BodyTooLarge(limit)
             return msg
 
         await self.app(scope, counting_receive, send)
@@ -318,12 +363,30 @@ _UPLOAD_BODY = {
                     },
                 }
             },
+            # Raw bodies, streamed to storage; the bytes decide the format (octet-stream: either).
+            **{
+                t: {"schema": {"type": "string", "format": "binary", "description": "a 2-D .npy or a Parquet file"}}
+                for t in ("application/x-npy", "application/vnd.apache.parquet", "application/octet-stream")
+            },
         },
     }
 }
 
 
 # --------------------------------------------------------------------------- the FastAPI app
+
+_STREAM_CHUNK = 4 * 1024 * 1024  # bytes handed to storage per write while a body streams in
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(_STREAM_CHUNK):
+        yield chunk
 
 
 def extra_health(settings: Settings) -> dict[str, Any]:
@@ -344,7 +407,9 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         version=tda_ray.__version__,
         description='Persistent homology (Vietoris–Rips) jobs on Ray. Errors are JSON {"detail": ...}.',
     )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_upload_bytes, stream_limit=settings.max_stream_upload_bytes
+    )
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the server has a key.")
 
     # A default, not Annotated[...]: key_header is local and string annotations resolve in module globals.
@@ -422,8 +487,15 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         openapi_extra=_UPLOAD_BODY,
         responses={201: {"links": _PC_LINKS}, **_R401, **_R413, **_R415, **_R422},
     )
-    async def upload_pointcloud(request: Request) -> PointCloudOut:
-        """Upload a point cloud: JSON ``{"points": [[x, y, ...], ...]}`` or a multipart ``file``."""
+    async def upload_pointcloud(
+        request: Request,
+        name: Annotated[str | None, Query(max_length=200, description="Name of a streamed .npy/Parquet body")] = None,
+    ) -> PointCloudOut:
+        """Upload a point cloud: JSON ``{"points": [...]}``, a multipart ``file``, or a raw .npy/Parquet body.
+
+        .npy and Parquet (raw bodies, or multipart files) are written to storage as they arrive and checked
+        block by block, so clouds far larger than the ingress' memory can be uploaded for landmark jobs.
+        """
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             body = await request.body()
@@ -438,7 +510,9 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
                         e.pop("input", None)
                     errors.append(e)
                 raise RequestValidationError(errors) from exc
-            rec = await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name)
+            rec = await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name or name)
+        elif ctype in STREAM_TYPES:
+            rec = await _stream_upload(_body_chunks(request), name, STREAM_TYPES[ctype])
         elif ctype == "multipart/form-data":
             try:
                 form = await request.form(max_files=1, max_fields=4)
@@ -451,14 +525,45 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise InvalidRequest("multipart body needs a 'file' field holding the point cloud")
-            name = form.get("name")
-            if name is not None and (not isinstance(name, str) or len(name) > 200):
+            form_name = form.get("name")
+            if form_name is not None and (not isinstance(form_name, str) or len(form_name) > 200):
                 raise InvalidRequest("'name' must be text of at most 200 characters")
-            data = await upload.read()
-            rec = await run_in_threadpool(service.create_pointcloud_from_file, data, upload.filename or "upload", name)
+            filename = upload.filename or "upload"
+            head = await upload.read(8)
+            await upload.seek(0)
+            if streamable_format(filename, head):  # the parser spooled it to disk; copy it on without loading it
+                rec = await _stream_upload(_file_chunks(upload), form_name or name or filename, None)
+            elif (upload.size or 0) > settings.max_upload_bytes:
+                raise PayloadTooLarge(
+                    f"{filename} has {upload.size} bytes; text uploads are limited to {settings.max_upload_bytes} "
+                    "bytes (send .npy or Parquet for larger clouds)"
+                )
+            else:
+                data = await upload.read()
+                rec = await run_in_threadpool(service.create_pointcloud_from_file, data, filename, form_name or name)
         else:
-            raise HTTPException(415, f"send application/json or multipart/form-data, not {ctype or 'no content type'}")
+            raise HTTPException(
+                415,
+                f"send application/json, multipart/form-data, application/x-npy, application/vnd.apache.parquet "
+                f"or application/octet-stream, not {ctype or 'no content type'}",
+            )
         return _pc_out(rec)
+
+    async def _stream_upload(chunks: AsyncIterator[bytes], name: str | None, expected: str | None) -> PointCloudRecord:
+        up = await run_in_threadpool(service.begin_upload)
+        try:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) >= _STREAM_CHUNK:
+                    await run_in_threadpool(up.write, bytes(buf))
+                    buf.clear()
+            if buf:
+                await run_in_threadpool(up.write, bytes(buf))
+        except BaseException:
+            await run_in_threadpool(up.abort)
+            raise
+        return await run_in_threadpool(service.finish_upload, up, name, expected)
 
     @app.get(
         "/v1/pointclouds/{pointcloud_id}",
@@ -574,6 +679,7 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             total_persistence=s["total_persistence"],
             persistence_entropy=s["persistence_entropy"],
             elapsed_s=s["elapsed_s"],
+            landmarks=LandmarksOut.model_validate(s["landmarks"]) if s.get("landmarks") else None,
             finished_at=job.finished_at,
         )
 

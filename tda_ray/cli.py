@@ -331,6 +331,13 @@ def _submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maxdim", type=_non_negative_int, default=1, help="highest homology dimension (default: 1)")
     p.add_argument("--threshold", type=_finite_float, default=None, help="largest edge length (default: none)")
     p.add_argument("--coeff", type=int, default=2, help="prime field of coefficients (default: 2)")
+    p.add_argument(
+        "--landmarks",
+        type=_landmark_count,
+        default=None,
+        metavar="N|auto",
+        help="Rips on N greedy max-min landmarks, chosen on the server's Ray cluster (default: exact)",
+    )
     p.add_argument("--wait", action="store_true", help="wait for the result (progress bar on stderr) and print it")
     p.add_argument("--timeout", type=_finite_float, default=None, help="with --wait: give up after this many seconds")
 
@@ -343,8 +350,10 @@ def _submit_run(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get("TDA_API_KEY") or None
     try:
         with Client(args.server, api_key=key) as client:
-            pc = client.upload_file(args.file)
-            job = client.submit(pc["id"], maxdim=args.maxdim, threshold=args.threshold, coeff=args.coeff)
+            pc = client.upload_file(args.file, progress=sys.stderr.isatty())
+            job = client.submit(
+                pc["id"], maxdim=args.maxdim, threshold=args.threshold, coeff=args.coeff, landmarks=args.landmarks
+            )
             if not args.wait:
                 print(json.dumps(job))
                 return EXIT_OK

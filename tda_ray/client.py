@@ -18,9 +18,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import numpy as np
@@ -29,6 +30,25 @@ import numpy.typing as npt
 __all__ = ["ApiError", "Client", "JobFailed", "Result"]
 
 FINISHED = ("succeeded", "failed", "cancelled")
+_NPY_TYPE = "application/x-npy"
+_PARQUET_TYPE = "application/vnd.apache.parquet"
+_CHUNK = 1 << 20
+
+
+def _stream_type(filename: str, head: bytes) -> str | None:
+    """Content type of a file the server takes as a streamed body (.npy / Parquet), else None."""
+    lower = filename.lower()
+    if lower.endswith(".npy") or head.startswith(b"\x93NUMPY"):
+        return _NPY_TYPE
+    if lower.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
+        return _PARQUET_TYPE
+    return None
+
+
+def _chunks(fh: BinaryIO) -> Iterator[bytes]:
+    fh.seek(0)
+    while chunk := fh.read(_CHUNK):
+        yield chunk
 
 
 class ApiError(Exception):
@@ -73,6 +93,8 @@ class Result:
     n_points: int
     elapsed_s: float
     raw: dict[str, Any] = field(repr=False)
+    # Landmark jobs: requested, count, eps, bottleneck_bound (2 eps), timings; None for exact jobs.
+    landmarks: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
@@ -88,6 +110,7 @@ class Result:
             n_points=int(data["n_points"]),
             elapsed_s=float(data["elapsed_s"]),
             raw=data,
+            landmarks=data.get("landmarks"),
         )
 
 
@@ -129,24 +152,56 @@ class Client:
         return data
 
     # --- point clouds --------------------------------------------------------
-    def upload(self, points: Any, name: str | None = None) -> dict[str, Any]:
+    def upload(self, points: Any, name: str | None = None, progress: bool = False) -> dict[str, Any]:
         """Upload an ``(n, d)`` array (sent as ``.npy``) or a file path (.npy, .csv/.txt, .parquet)."""
         if isinstance(points, (str, os.PathLike)):
-            return self.upload_file(points, name=name)
+            return self.upload_file(points, name=name, progress=progress)
         arr = np.asarray(points)
         if arr.dtype == object or arr.dtype.kind not in "iuf":
             raise ValueError(f"points must be a numeric array, got dtype {arr.dtype}")
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
-        return self._upload_bytes(buf.getvalue(), "points.npy", name)
+        return self._stream(buf.getbuffer().nbytes, _chunks(buf), _NPY_TYPE, name or "points.npy", progress)
 
-    def upload_file(self, path: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
+    def upload_file(
+        self, path: str | os.PathLike[str], name: str | None = None, progress: bool = False
+    ) -> dict[str, Any]:
+        """Upload a file.  ``.npy`` and Parquet are streamed (the server never holds them whole: clouds of
+        any size for landmark jobs); text formats are sent as a multipart form and parsed by the server."""
         p = Path(path)
-        return self._upload_bytes(p.read_bytes(), p.name, name or p.name)
+        with p.open("rb") as fh:
+            head = fh.read(8)
+        ctype = _stream_type(p.name, head)
+        if ctype is None:
+            form = {"name": name or p.name}
+            resp = self._request("POST", "/v1/pointclouds", files={"file": (p.name, p.read_bytes())}, data=form)
+            out: dict[str, Any] = resp.json()
+            return out
+        with p.open("rb") as fh:
+            return self._stream(p.stat().st_size, _chunks(fh), ctype, name or p.name, progress)
 
-    def _upload_bytes(self, data: bytes, filename: str, name: str | None) -> dict[str, Any]:
-        form = {"name": name} if name else None
-        resp = self._request("POST", "/v1/pointclouds", files={"file": (filename, data)}, data=form)
+    def _stream(self, size: int, chunks: Iterator[bytes], ctype: str, name: str, progress: bool) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=size, unit="B", unit_scale=True, disable=not progress, file=sys.stderr, leave=False)
+
+        def counted() -> Iterator[bytes]:
+            for chunk in chunks:
+                bar.update(len(chunk))
+                yield chunk
+
+        try:
+            resp = self._request(
+                "POST",
+                "/v1/pointclouds",
+                params={"name": name[:200]},
+                content=counted(),
+                headers={"Content-Type": ctype, "Content-Length": str(size)},
+                # Checking and re-encoding a large cloud takes the server a while after the last byte.
+                timeout=httpx.Timeout(self._http.timeout.connect, read=max(self._http.timeout.read or 0, 600.0)),
+            )
+        finally:
+            bar.close()
         out: dict[str, Any] = resp.json()
         return out
 
@@ -162,9 +217,14 @@ class Client:
         maxdim: int = 1,
         threshold: float | None = None,
         coeff: int = 2,
+        landmarks: int | str | None = None,
         algorithm: str = "vietoris_rips",
     ) -> dict[str, Any]:
-        """Queue a job on an uploaded cloud (its id) or on an array / file, which is uploaded first."""
+        """Queue a job on an uploaded cloud (its id) or on an array / file, which is uploaded first.
+
+        ``landmarks``: None for the exact computation, or a count / ``"auto"`` for Rips on greedy max-min
+        landmarks (the result's ``landmarks`` reports the covering radius eps; bottleneck error <= 2 eps).
+        """
         if isinstance(pointcloud, str) and not os.path.exists(pointcloud):
             pc_id = pointcloud
         else:
@@ -172,7 +232,7 @@ class Client:
         body = {
             "pointcloud_id": pc_id,
             "algorithm": algorithm,
-            "params": {"maxdim": maxdim, "threshold": threshold, "coeff": coeff},
+            "params": {"maxdim": maxdim, "threshold": threshold, "coeff": coeff, "landmarks": landmarks},
         }
         data: dict[str, Any] = self._request("POST", "/v1/jobs", json=body).json()
         return data
@@ -255,10 +315,11 @@ class Client:
         maxdim: int = 1,
         threshold: float | None = None,
         coeff: int = 2,
+        landmarks: int | str | None = None,
         timeout: float | None = None,
         progress: bool = False,
     ) -> Result:
         """Upload, submit, wait and fetch in one call."""
-        job = self.submit(points, maxdim=maxdim, threshold=threshold, coeff=coeff)
+        job = self.submit(points, maxdim=maxdim, threshold=threshold, coeff=coeff, landmarks=landmarks)
         self.wait(job["id"], timeout=timeout, progress=progress)
         return self.result(job["id"])

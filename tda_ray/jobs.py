@@ -137,7 +137,65 @@ def validate_params(algorithm: str, params: dict[str, Any], settings: Settings) 
         if not math.isfinite(threshold) or threshold < 0:
             raise InvalidRequest(f"threshold must be a finite non-negative number or null, got {threshold!r}")
         threshold = float(threshold)
-    return {"maxdim": maxdim, "threshold": threshold, "coeff": coeff}
+    landmarks = params.get("landmarks")
+    if landmarks is not None:
+        from tda_ray.landmarks import resolve_landmarks
+
+        try:
+            resolve_landmarks(landmarks, maxdim)
+        except ValueError as exc:
+            raise InvalidRequest(f"{exc} (or null for the exact computation)") from exc
+        landmarks = "auto" if isinstance(landmarks, str) else int(landmarks)
+    return {"maxdim": maxdim, "threshold": threshold, "coeff": coeff, "landmarks": landmarks}
+
+
+def landmark_count(params: dict[str, Any], n_points: int) -> int | None:
+    """Points the engine will see for a job: the landmarks (at most the cloud), or None for exact jobs."""
+    if params.get("landmarks") is None:
+        return None
+    from tda_ray.landmarks import resolve_landmarks
+
+    return min(resolve_landmarks(params["landmarks"], params["maxdim"]), n_points)
+
+
+STREAM_FORMATS = {"npy": b"\x93NUMPY", "parquet": b"PAR1"}
+
+
+def streamable_format(filename: str, head: bytes) -> str | None:
+    """``npy``/``parquet`` when an uploaded file can go to storage without being parsed in memory."""
+    from tda_ray import loaders
+
+    fmt = loaders.detect_format(filename, head)
+    return fmt if fmt in STREAM_FORMATS else None
+
+
+class Upload:
+    """A point cloud arriving in pieces (a streamed .npy/Parquet body): written to storage as it comes."""
+
+    def __init__(self, store: Store, max_bytes: int) -> None:
+        self.key = f"uploads/{storage.new_id()}"
+        self._writer = store.blobs.writer(self.key)
+        self._max_bytes = max_bytes
+
+    @property
+    def size(self) -> int:
+        return self._writer.size
+
+    @property
+    def head(self) -> bytes:
+        return self._writer.head
+
+    def write(self, data: bytes) -> None:
+        if self._writer.size + len(data) > self._max_bytes:
+            self.abort()
+            raise PayloadTooLarge(f"upload is larger than the limit of {self._max_bytes} bytes")
+        self._writer.write(data)
+
+    def commit(self) -> None:
+        self._writer.commit()
+
+    def abort(self) -> None:
+        self._writer.abort()
 
 
 # --------------------------------------------------------------------------- API-facing service
@@ -169,13 +227,64 @@ class JobService:
             raise InvalidRequest(str(exc)) from exc
         return self.create_pointcloud(arr, name or filename, source=fmt)
 
+    def begin_upload(self) -> Upload:
+        """Start a streamed ``.npy``/Parquet upload; feed it with ``write`` and end with :meth:`finish_upload`."""
+        return Upload(self.store, self.settings.max_stream_upload_bytes)
+
+    def finish_upload(self, upload: Upload, name: str | None, expected: str | None = None) -> PointCloudRecord:
+        """Check and re-encode a streamed upload block by block (float64 ``.npy``); never loads it whole.
+
+        ``expected`` (``npy``/``parquet``) is the format the content type announced; the bytes decide.
+        """
+        from pyarrow import ArrowException
+
+        from tda_ray import landmarks
+
+        # Whatever fails while decoding the uploaded bytes is a verdict on them (422), not a server fault.
+        undecodable = (ValueError, TypeError, ArrowException)
+
+        upload.commit()
+        try:
+            fmt = next((f for f, magic in STREAM_FORMATS.items() if upload.head.startswith(magic)), None)
+            if fmt is None or (expected is not None and fmt != expected):
+                want = f"a {expected} file" if expected else "a .npy or Parquet file"
+                raise InvalidRequest(f"the body is not {want} (its first bytes are {upload.head[:8]!r})")
+            # Named by its format so that the readers pick the right decoder.
+            typed = f"{upload.key}.{fmt}"
+            self.store.blobs.rename(upload.key, typed)
+            upload.key = typed
+            where = self.store.blobs.uri(typed)
+            try:
+                info = landmarks.probe_source(where)
+            except undecodable as exc:
+                raise InvalidRequest(str(exc).replace(where, f"uploaded {fmt}")) from exc
+            if info.n_points == 0 or info.dim == 0:
+                raise InvalidRequest(f"point cloud is empty: {info.n_points} points with {info.dim} coordinates")
+            if info.n_points > self.settings.max_stream_points:
+                limit = self.settings.max_stream_points
+                raise PayloadTooLarge(f"point cloud has {info.n_points} points; the limit is {limit}")
+            try:
+                return self.store.create_pointcloud_from_blocks(
+                    landmarks.iter_point_blocks(where), n_points=info.n_points, dim=info.dim, name=name, source=fmt
+                )
+            except undecodable as exc:
+                raise InvalidRequest(str(exc).replace(where, f"uploaded {fmt}")) from exc
+        finally:
+            self.store.blobs.delete(upload.key)
+
     def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
         return self.store.get_pointcloud(pointcloud_id)
 
     def submit(self, pointcloud_id: str, algorithm: str, params: dict[str, Any]) -> JobRecord:
         clean = validate_params(algorithm, params, self.settings)
         pc = self.store.get_pointcloud(pointcloud_id)  # 404 before anything is recorded
-        self._memory_preflight(pc.n_points, clean)
+        engine_points = landmark_count(clean, pc.n_points)
+        if engine_points is None and pc.n_points > self.settings.max_points:
+            raise InvalidRequest(
+                f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
+                'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
+            )
+        self._memory_preflight(pc.n_points if engine_points is None else engine_points, clean)
         return self.store.create_job(pointcloud_id, algorithm, clean)
 
     def memory_limit(self) -> int:
@@ -215,15 +324,15 @@ class JobService:
 # --------------------------------------------------------------------------- the Ray task
 
 
-def _summary(res: Any, points: npt.NDArray[np.float64], params: dict[str, Any], elapsed: float) -> dict[str, Any]:
+def _summary(res: Any, n_points: int, dim: int, params: dict[str, Any], elapsed: float) -> dict[str, Any]:
     diagrams = res.diagrams
-    return {
+    out = {
         "algorithm": "vietoris_rips",
         "maxdim": params["maxdim"],
         "coeff": params["coeff"],
         "threshold": params["threshold"],
-        "n_points": int(points.shape[0]),
-        "dim": int(points.shape[1]),
+        "n_points": n_points,
+        "dim": dim,
         # Classes alive at the end of the filtration (death = inf) per dimension.
         "betti": [int(np.count_nonzero(np.isinf(d[:, 1]))) for d in diagrams],
         "n_pairs": [int(d.shape[0]) for d in diagrams],
@@ -231,6 +340,9 @@ def _summary(res: Any, points: npt.NDArray[np.float64], params: dict[str, Any], 
         "persistence_entropy": [float(x) for x in res.persistence_entropy()],
         "elapsed_s": elapsed,
     }
+    if "landmarks" in res.extras:
+        out["landmarks"] = res.extras["landmarks"]
+    return out
 
 
 class _Watcher(threading.Thread):
@@ -263,8 +375,13 @@ class _Watcher(threading.Thread):
 
 
 def _run_job(
-    settings: Settings, job_id: str, attempt: int, points: npt.NDArray[np.float64], params: dict[str, Any]
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    points: npt.NDArray[np.float64] | str,
+    params: dict[str, Any],
 ) -> dict[str, Any]:
+    """One job: ``points`` is the cloud itself (exact jobs) or where it is stored (landmark jobs)."""
     from tda_ray.engine import CancelToken, EngineCancelled, MemoryLimitError, vietoris_rips
 
     st = store_for(settings)
@@ -284,22 +401,42 @@ def _run_job(
     watcher.start()
     t0 = time.perf_counter()
     try:
-        res = vietoris_rips(
-            points,
-            maxdim=params["maxdim"],
-            threshold=params["threshold"],
-            coeff=params["coeff"],
-            n_threads=settings.engine_threads,
-            progress=watcher.on_progress,
-            cancel=token,
-            memory_limit=settings.memory_limit_bytes,
-        )
+        if isinstance(points, str):
+            from tda_ray.landmarks import landmark_rips
+
+            # This task reserves no CPU (it coordinates): the shards and the Rips task reserve their own.
+            lm = landmark_rips(
+                points,
+                params["landmarks"],
+                maxdim=params["maxdim"],
+                threshold=params["threshold"],
+                coeff=params["coeff"],
+                n_threads=settings.engine_threads,
+                memory_limit=settings.memory_limit_bytes,
+                n_workers=settings.landmark_workers,
+                progress=watcher.on_progress,
+                cancel=token,
+                rips_cpus=settings.job_cpus,
+            )
+            res, n_points, dim = lm.result, lm.sample.n_points, lm.sample.dim
+        else:
+            res = vietoris_rips(
+                points,
+                maxdim=params["maxdim"],
+                threshold=params["threshold"],
+                coeff=params["coeff"],
+                n_threads=settings.engine_threads,
+                progress=watcher.on_progress,
+                cancel=token,
+                memory_limit=settings.memory_limit_bytes,
+            )
+            n_points, dim = int(points.shape[0]), int(points.shape[1])
     except EngineCancelled:
         return {"job_id": job_id, "outcome": "cancelled"}  # whoever cancelled already wrote the status
     except MemoryLimitError as exc:
         st.finish_failure(job_id, attempt, f"memory limit: {exc}")
         return {"job_id": job_id, "outcome": "failed"}
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         st.finish_failure(job_id, attempt, f"invalid input: {exc}")
         return {"job_id": job_id, "outcome": "failed"}
     finally:
@@ -307,15 +444,19 @@ def _run_job(
         watcher.join()
     elapsed = time.perf_counter() - t0
     key = st.save_result_blob(job_id, attempt, res.diagrams)
-    ok = st.finish_success(job_id, attempt, _summary(res, points, params, elapsed), key)
+    ok = st.finish_success(job_id, attempt, _summary(res, n_points, dim, params, elapsed), key)
     return {"job_id": job_id, "outcome": "succeeded" if ok else "superseded"}
 
 
 _remote_run_job: Any = None
 
 
-def run_job(settings: Settings, job_id: str) -> Any:
-    """The Ray remote function for one job, with this deployment's retry and CPU options."""
+def run_job(settings: Settings, job_id: str, landmarks: bool = False) -> Any:
+    """The Ray remote function for one job, with this deployment's retry and CPU options.
+
+    A landmark job's task only coordinates (Ray Data reads, shard actors, then a Rips task, each with its
+    own CPUs), so it reserves none: holding a CPU while it waits could starve its own shards.
+    """
     global _remote_run_job
     import ray
 
@@ -323,7 +464,7 @@ def run_job(settings: Settings, job_id: str) -> Any:
         _remote_run_job = ray.remote(_run_job)
     return _remote_run_job.options(
         name=f"tda-job-{job_id}",
-        num_cpus=settings.job_cpus,
+        num_cpus=0 if landmarks else settings.job_cpus,
         max_retries=settings.job_max_retries,  # re-run when the worker process or node dies
         retry_exceptions=False,  # an exception is a verdict about the input, not bad luck
     )
@@ -464,15 +605,20 @@ class Dispatcher:
         if room <= 0:
             return
         for claim in self.store.claim_queued(self.name, room):
+            landmark_job = claim.params.get("landmarks") is not None
             try:
-                points = self.store.load_points(claim.pointcloud_id)
+                # A landmark job reads the stored cloud in blocks itself; an exact job gets it whole.
+                if landmark_job:
+                    points: Any = self.store.pointcloud_uri(claim.pointcloud_id)
+                else:
+                    points = self.store.load_points(claim.pointcloud_id)
             except Exception as exc:  # e.g. the blob was deleted behind our back
                 self.store.finish_failure(claim.job_id, claim.attempt, f"cannot load point cloud: {exc}")
                 continue
             try:
-                points_ref = ray.put(points)
-                ref = run_job(self.settings, claim.job_id).remote(
-                    self.settings, claim.job_id, claim.attempt, points_ref, claim.params
+                points_ref = None if landmark_job else ray.put(points)
+                ref = run_job(self.settings, claim.job_id, landmark_job).remote(
+                    self.settings, claim.job_id, claim.attempt, points if landmark_job else points_ref, claim.params
                 )
             except Exception:
                 self.store.release(claim.job_id, claim.attempt)

@@ -55,6 +55,7 @@ __all__ = [
     "SourceInfo",
     "connect_ray",
     "farthest_point_sample",
+    "iter_point_blocks",
     "landmark_rips",
     "probe_source",
     "read_points",
@@ -283,8 +284,12 @@ def _normalise_block(table: pa.Table, columns: list[str] | None = None) -> pa.Ta
         table = table.select(columns)
     if table.num_columns == 0:
         raise ValueError("point cloud has no columns")
-    if table.num_columns == 1 and not (
-        pa.types.is_integer(table.column(0).type) or pa.types.is_floating(table.column(0).type)
+    first_type = table.column(0).type
+    if table.num_columns == 1 and (
+        pa.types.is_list(first_type)
+        or pa.types.is_large_list(first_type)
+        or pa.types.is_fixed_size_list(first_type)
+        or isinstance(first_type, pa.ExtensionType)
     ):
         # A single column of coordinate lists (or a tensor column).
         name = table.column_names[0]
@@ -441,8 +446,8 @@ def probe_source(source: str | os.PathLike[str], filesystem: pafs.FileSystem | N
                 schema = pf.schema_arrow
                 if len(schema) == 1 and pa.types.is_fixed_size_list(schema.field(0).type):
                     d = schema.field(0).type.list_size
-                elif len(schema) == 1 and not (
-                    pa.types.is_integer(schema.field(0).type) or pa.types.is_floating(schema.field(0).type)
+                elif len(schema) == 1 and (
+                    pa.types.is_list(schema.field(0).type) or pa.types.is_large_list(schema.field(0).type)
                 ):
                     first = next(pf.iter_batches(batch_size=1), None)  # list column: length of the first row
                     d = len(first.column(0)[0]) if first is not None and first.num_rows else 0
@@ -453,6 +458,44 @@ def probe_source(source: str | os.PathLike[str], filesystem: pafs.FileSystem | N
             dim = d if pf.metadata.num_rows or dim is None else dim
         return SourceInfo(rows, int(dim or 0), "parquet", len(files))
     raise ValueError(f"{text}: expected .npy or Parquet file(s), found {sorted(kinds) or 'nothing'}")
+
+
+def iter_point_blocks(
+    source: str | os.PathLike[str],
+    filesystem: pafs.FileSystem | None = None,
+    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
+) -> Iterator[FloatArray]:
+    """The points of a ``.npy``/Parquet file or folder as float64 ``(rows, d)`` blocks, read in this process.
+
+    Memory stays at one block whatever the size of the source; every block is checked like a Ray Data
+    block (numeric, no nulls, no NaN/inf).  Used to re-encode a streamed upload without loading it.
+    """
+    import pyarrow.parquet as pq
+
+    text = os.fspath(source)
+    fs, inner = _filesystem(text, filesystem)
+    for f in _list_files(fs, inner):
+        if f.lower().endswith(".npy"):
+            head = _read_npy_header(fs, f)
+            for start in range(0, head.rows, rows_per_block):
+                stop = min(start + rows_per_block, head.rows)
+                yield _block_array(_normalise_block(_npy_range_reader(fs, head, start, stop)()[0]))
+        else:
+            import pyarrow as pa
+
+            with fs.open_input_file(f) as fh:
+                try:
+                    batches = pq.ParquetFile(fh).iter_batches(batch_size=rows_per_block)
+                    for batch in batches:
+                        yield _block_array(_normalise_block(pa.Table.from_batches([batch])))
+                except (pa.ArrowException, OSError) as exc:
+                    raise ValueError(f"{f}: not a readable Parquet file: {exc}") from exc
+
+
+def _block_array(table: pa.Table) -> FloatArray:
+    if table.num_rows == 0:
+        return np.zeros((0, table.num_columns))
+    return np.column_stack([c.to_numpy() for c in table.columns])
 
 
 # --------------------------------------------------------------------------- shards and rounds
@@ -660,7 +703,8 @@ def farthest_point_sample(
     selection between rounds with ``EngineCancelled``.
     """
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     n_landmarks = resolve_landmarks(n_landmarks, 1)
     if candidates < 1:
@@ -682,15 +726,23 @@ def farthest_point_sample(
         nodes = loc.get("node_ids") or []
         block_nodes.append(nodes[0] if nodes else None)
         sizes.append(int(loc.get("object_size") or 1))
-    # One shard per node first (soft affinity), round-robin over the nodes that hold blocks.
-    held = [n for n in dict.fromkeys(block_nodes) if n is not None]
+    # The shards are reserved together as one placement group, spread over the nodes: all of them or none.
+    # Shards started one by one could deadlock two selections running at once (each holding some shards
+    # and waiting for CPUs the other holds); a pending group also asks an autoscaler for the whole set.
+    pg = placement_group([{"CPU": shard_cpus}] * workers_n, strategy="SPREAD")
     workers: list[Any] = []
-    for i in range(workers_n):
-        opts: dict[str, Any] = {"num_cpus": shard_cpus}
-        if held:
-            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(held[i % len(held)], soft=True)
-        workers.append(shard_cls.options(**opts).remote())
     try:
+        ready = pg.ready()
+        while True:  # ray.get (not ray.wait): a job task blocked in it lends its own CPUs to the group
+            try:
+                ray.get(ready, timeout=0.5)
+                break
+            except ray.exceptions.GetTimeoutError:
+                if cancel is not None and cancel.cancelled:
+                    raise EngineCancelled("landmark selection cancelled") from None
+        for i in range(workers_n):
+            strategy = PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_bundle_index=i)
+            workers.append(shard_cls.options(num_cpus=shard_cpus, scheduling_strategy=strategy).remote())
         worker_nodes = ray.get([w.node_id.remote() for w in workers])
         plan = _assign_blocks(block_nodes, worker_nodes, sizes)
         try:
@@ -736,6 +788,7 @@ def farthest_point_sample(
     finally:
         for w in workers:
             ray.kill(w)
+        remove_placement_group(pg)
     return LandmarkSample(
         landmarks=np.stack(chosen),
         eps=math.sqrt(max(max_d2, 0.0)),
@@ -818,6 +871,7 @@ def landmark_rips(
     progress: Callable[[float], None] | None = None,
     cancel: Any | None = None,
     address: str | None = None,
+    rips_cpus: float | None = None,
 ) -> LandmarkResult:
     """Vietoris–Rips persistence of ``source`` through ``n_landmarks`` greedy max-min landmarks.
 
@@ -825,6 +879,9 @@ def landmark_rips(
     The selection runs on Ray (the connected cluster, else ``address``, else a local instance started and
     stopped here); Rips on the landmarks runs in this process.  ``progress`` gets 0..0.5 for the selection
     and 0.5..1 for Rips; ``cancel`` stops either.  The result reports ``eps`` and the ``2 * eps`` bound.
+
+    ``rips_cpus``: run the Rips step as a Ray task reserving that many CPUs instead of in this process —
+    for callers that are themselves zero-CPU Ray tasks coordinating the selection (the service's jobs).
     """
     requested = resolve_landmarks(n_landmarks, maxdim)
     # Engine parameters are checked before any data is read.
@@ -837,6 +894,7 @@ def landmark_rips(
             return None
         return lambda f: progress(offset + 0.5 * min(max(float(f), 0.0), 1.0))
 
+    rips: dict[str, Any] = {"maxdim": maxdim, "threshold": threshold, "coeff": coeff, "n_threads": n_threads}
     with connect_ray(address):
         sample = farthest_point_sample(
             source,
@@ -848,17 +906,35 @@ def landmark_rips(
             progress=half(0.0),
             cancel=cancel,
         )
-    t0 = time.perf_counter()
-    res = vietoris_rips(
-        sample.landmarks,
-        maxdim=maxdim,
-        threshold=threshold,
-        coeff=coeff,
-        n_threads=n_threads,
-        progress=half(0.5),
-        cancel=cancel,
-        memory_limit=memory_limit,
-    )
+        t0 = time.perf_counter()
+        if rips_cpus is not None:
+            res = _rips_in_task(sample.landmarks, rips, memory_limit, rips_cpus, cancel)
+    if rips_cpus is None:
+        t0 = time.perf_counter()
+        res = vietoris_rips(sample.landmarks, progress=half(0.5), cancel=cancel, memory_limit=memory_limit, **rips)
     out = LandmarkResult(result=res, sample=sample, requested=requested, rips_s=time.perf_counter() - t0)
     res.extras["landmarks"] = out.landmark_info()
     return out
+
+
+def _rips_remote(landmarks: FloatArray, rips: dict[str, Any], memory_limit: int | None) -> PersistenceResult:
+    return vietoris_rips(landmarks, memory_limit=memory_limit, **rips)
+
+
+def _rips_in_task(
+    landmarks: FloatArray, rips: dict[str, Any], memory_limit: int | None, cpus: float, cancel: Any | None
+) -> PersistenceResult:
+    """Rips of the landmarks as a Ray task holding ``cpus``; ``cancel`` cancels the task."""
+    import ray
+
+    ref = ray.remote(_rips_remote).options(num_cpus=cpus, max_retries=1).remote(landmarks, rips, memory_limit)
+    while True:
+        try:
+            out: PersistenceResult = ray.get(ref, timeout=0.25)
+            return out
+        except ray.exceptions.GetTimeoutError:
+            if cancel is not None and cancel.cancelled:
+                ray.cancel(ref, force=True)
+                raise EngineCancelled("cancelled during Rips on the landmarks") from None
+        except ray.exceptions.RayTaskError as exc:
+            raise _ray_error_cause(exc) from None

@@ -119,6 +119,7 @@ def build_result_message(
     diagrams: Sequence[Any],
     finished_at: datetime | str | None,
     n_points: int | None = None,
+    landmarks: Mapping[str, Any] | None = None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> dict[str, Any]:
     """The tda_feature_results message of one finished job (see schemas/tda_feature_result.v1.schema.json).
@@ -142,6 +143,9 @@ def build_result_message(
         "diagrams_truncated": False,
         "finished_at": _iso(finished_at),
     }
+    if landmarks is not None:
+        keys = ("requested", "count", "eps", "bottleneck_bound")
+        msg["landmarks"] = {k: landmarks[k] for k in keys if k in landmarks}
     if len(encode(msg)) > max_bytes:
         keep = max((len(d) for d in dgms), default=0)
         while keep > 0:

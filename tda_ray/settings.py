@@ -45,7 +45,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
     api_key: str | None = Field(default=None, description="When set, requests must carry it in the X-API-Key header.")
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest accepted request body.")
-    max_points: int = Field(default=1_000_000, gt=0, description="Largest accepted point cloud (rows).")
+    max_points: int = Field(
+        default=1_000_000, gt=0, description="Largest cloud parsed in the ingress (JSON, text) and for exact jobs."
+    )
+    max_stream_upload_bytes: int = Field(
+        default=8 * 1024**3, gt=0, description="Largest .npy/Parquet upload, streamed to storage (landmark jobs)."
+    )
+    max_stream_points: int = Field(
+        default=200_000_000,
+        gt=0,
+        description="Largest streamed .npy/Parquet cloud (rows); above max_points only landmark jobs.",
+    )
     max_maxdim: int = Field(default=3, ge=0, description="Largest homology dimension a job may ask for.")
     serve_config: str = Field(
         default="serve_config.yaml", description="Serve config (import path, route prefix, replicas/autoscaling)."
@@ -61,6 +71,9 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(default=3, ge=0, description="Ray retries of a job task whose worker died.")
     memory_limit_bytes: int | None = Field(
         default=None, description="Engine memory budget per job (None: the engine's default share of RAM)."
+    )
+    landmark_workers: int | None = Field(
+        default=None, description="Shard actors per landmark job (None: one per CPU of the cluster)."
     )
     progress_interval_s: float = Field(default=0.25, gt=0, description="How often a running job syncs with the store.")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="How often the dispatcher scans the store.")
@@ -86,7 +99,7 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, v: str | None) -> str | None:
         return v or None
 
-    @field_validator("num_cpus", "memory_limit_bytes", mode="before")
+    @field_validator("num_cpus", "memory_limit_bytes", "landmark_workers", mode="before")
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none", "all") else v

@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -207,6 +207,36 @@ class Claim:
     params: dict[str, Any]
 
 
+class BlobWriter:
+    """One blob written piece by piece (a streamed upload); readers see it only after :meth:`commit`."""
+
+    def __init__(self, fs: pafs.FileSystem, path: str, local: bool) -> None:
+        self._fs, self._path = fs, path
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        # Local files are written under a temporary name and renamed; object stores publish a PUT atomically.
+        self._tmp = f"{path}.tmp-{uuid.uuid4().hex}" if local else path
+        self._out = fs.open_output_stream(self._tmp)
+        self.size = 0
+        self.head = b""  # the first bytes, for format sniffing
+
+    def write(self, data: bytes) -> None:
+        if len(self.head) < 16:
+            self.head += data[: 16 - len(self.head)]
+        self._out.write(data)
+        self.size += len(data)
+
+    def commit(self) -> None:
+        self._out.close()
+        if self._tmp != self._path:
+            self._fs.move(self._tmp, self._path)
+
+    def abort(self) -> None:
+        with suppress(Exception):
+            self._out.close()
+        with suppress(Exception):
+            self._fs.delete_file(self._tmp)
+
+
 class BlobStore:
     """Bytes under a storage root, through pyarrow's filesystem layer."""
 
@@ -218,28 +248,34 @@ class BlobStore:
         self.fs: pafs.FileSystem = fs
         self.base = base.rstrip("/")
         self._local = fs.type_name == "local"
+        self._scheme = root.split("://", 1)[0] if "://" in root and not self._local else None
         self.fs.create_dir(self.base, recursive=True)
 
     def _path(self, key: str) -> str:
         return f"{self.base}/{key}"
 
+    def uri(self, key: str) -> str:
+        """Where other processes and nodes read the blob: a local path or a ``scheme://`` URI."""
+        return self._path(key) if self._scheme is None else f"{self._scheme}://{self._path(key)}"
+
+    def writer(self, key: str) -> BlobWriter:
+        return BlobWriter(self.fs, self._path(key), self._local)
+
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        parent = path.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
-        if self._local:
-            # Write-then-rename so readers never see a half-written file.
-            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-            with self.fs.open_output_stream(tmp) as f:
-                f.write(data)
-            self.fs.move(tmp, path)
-        else:  # object stores publish a PUT atomically
-            with self.fs.open_output_stream(path) as f:
-                f.write(data)
+        w = self.writer(key)
+        try:
+            w.write(data)
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
 
     def get(self, key: str) -> bytes:
         with self.fs.open_input_stream(self._path(key)) as f:
             return bytes(f.readall())
+
+    def rename(self, key: str, new_key: str) -> None:
+        self.fs.move(self._path(key), self._path(new_key))
 
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
@@ -363,14 +399,44 @@ class Store:
         pc_id = new_id()
         key = f"pointclouds/{pc_id}.npy"
         self.blobs.put(key, npy_bytes(np.ascontiguousarray(points, dtype=np.float64)))
-        rec = PointCloudRecord(
-            id=pc_id,
-            name=name,
-            n_points=int(points.shape[0]),
-            dim=int(points.shape[1]),
-            source=source,
-            created_at=utcnow(),
-        )
+        return self._register_pointcloud(pc_id, key, int(points.shape[0]), int(points.shape[1]), name, source)
+
+    def create_pointcloud_from_blocks(
+        self, blocks: Iterable[npt.NDArray[np.float64]], *, n_points: int, dim: int, name: str | None, source: str
+    ) -> PointCloudRecord:
+        """Store a cloud given block by block (never whole in memory) as one float64 row-major ``.npy``.
+
+        ``n_points``/``dim`` are announced up front (they go into the header); blocks that disagree with
+        them raise ``ValueError`` and nothing is recorded.
+        """
+        pc_id = new_id()
+        key = f"pointclouds/{pc_id}.npy"
+        w = self.blobs.writer(key)
+        try:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f8")), "fortran_order": False}
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {**header, "shape": (n_points, dim)})
+            w.write(buf.getvalue())
+            rows = 0
+            for block in blocks:
+                if block.ndim != 2 or block.shape[1] != dim:
+                    raise ValueError(f"a block of shape {block.shape} does not match {dim} coordinates per point")
+                rows += block.shape[0]
+                if rows > n_points:
+                    break
+                w.write(np.ascontiguousarray(block, dtype="<f8").tobytes())
+            if rows != n_points:
+                raise ValueError(f"the data holds {rows}{'+' if rows > n_points else ''} points, its header {n_points}")
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+        return self._register_pointcloud(pc_id, key, n_points, dim, name, source)
+
+    def _register_pointcloud(
+        self, pc_id: str, key: str, n_points: int, dim: int, name: str | None, source: str
+    ) -> PointCloudRecord:
+        rec = PointCloudRecord(id=pc_id, name=name, n_points=n_points, dim=dim, source=source, created_at=utcnow())
         with self._write() as conn:
             conn.execute(
                 pointclouds.insert().values(
@@ -385,6 +451,18 @@ class Store:
             )
         return rec
 
+    def pointcloud_uri(self, pointcloud_id: str) -> str:
+        """Path or URI of a cloud's ``.npy`` blob, for readers that stream it (Ray Data in landmark jobs)."""
+        return self.blobs.uri(self._pointcloud_key(pointcloud_id))
+
+    def _pointcloud_key(self, pointcloud_id: str) -> str:
+        _check_id(pointcloud_id, "point cloud")
+        with self._read() as conn:
+            key = conn.execute(sa.select(pointclouds.c.blob_key).where(pointclouds.c.id == pointcloud_id)).scalar()
+        if key is None:
+            raise NotFound(f"point cloud {pointcloud_id!r} not found")
+        return str(key)
+
     def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
         _check_id(pointcloud_id, "point cloud")
         with self._read() as conn:
@@ -394,12 +472,7 @@ class Store:
         return _pc_record(row)
 
     def load_points(self, pointcloud_id: str) -> npt.NDArray[np.float64]:
-        _check_id(pointcloud_id, "point cloud")
-        with self._read() as conn:
-            key = conn.execute(sa.select(pointclouds.c.blob_key).where(pointclouds.c.id == pointcloud_id)).scalar()
-        if key is None:
-            raise NotFound(f"point cloud {pointcloud_id!r} not found")
-        arr = np.load(io.BytesIO(self.blobs.get(key)), allow_pickle=False)
+        arr = np.load(io.BytesIO(self.blobs.get(self._pointcloud_key(pointcloud_id))), allow_pickle=False)
         return np.asarray(arr, dtype=np.float64)
 
     # --- jobs: API side ------------------------------------------------------

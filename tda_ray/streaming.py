@@ -369,6 +369,7 @@ def result_message(store: Any, job_id: str, max_bytes: int) -> dict[str, Any]:
         diagrams=res.diagrams,
         finished_at=job.finished_at,
         n_points=res.summary.get("n_points"),
+        landmarks=res.summary.get("landmarks"),
         max_bytes=max_bytes - 64 * 1024,  # headroom for the record batch framing
     )
 

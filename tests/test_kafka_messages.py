@@ -140,3 +140,15 @@ def test_raw_event_model_and_message():
 def test_raw_event_model_rejects_bad_input(bad):
     with pytest.raises(ValidationError):
         messages.EventsRequest.model_validate(bad)
+
+
+def test_landmark_jobs_carry_eps_and_the_bound():
+    info = {"requested": 400, "count": 40, "eps": 0.125, "bottleneck_bound": 0.25, "rounds": 3, "rips_s": 0.01}
+    msg, _ = _message(params={"maxdim": 1, "threshold": None, "coeff": 2, "landmarks": 400}, landmarks=info)
+    messages.validate_result_message(msg)
+    # Only the documented fields travel; timings stay in the HTTP result.
+    assert msg["landmarks"] == {"requested": 400, "count": 40, "eps": 0.125, "bottleneck_bound": 0.25}
+    assert "landmarks" not in _message()[0]  # exact jobs: no landmarks object
+    bad = {**msg, "landmarks": {"count": 40, "eps": -1.0, "bottleneck_bound": 0.0}}
+    with pytest.raises(ValueError, match="eps"):
+        messages.validate_result_message(bad)

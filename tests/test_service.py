@@ -216,7 +216,9 @@ def test_bad_uploads(http: httpx.Client, kwargs: dict[str, Any], status: int, wo
 
 def test_upload_over_the_size_limit_is_413(http: httpx.Client) -> None:
     big = cloud(MAX_UPLOAD // 24 + 1000, d=3)
-    r = http.post("/v1/pointclouds", files={"file": ("big.npy", _npy(big))})
+    # Text is parsed in memory: limited to max_upload_bytes (.npy/Parquet stream: tests/test_service_landmarks.py).
+    csv = "\n".join(",".join(str(v) for v in row) for row in big).encode()
+    r = http.post("/v1/pointclouds", files={"file": ("big.csv", csv)})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     r = http.post("/v1/pointclouds", json={"points": big.tolist()})
     assert r.status_code == 413
