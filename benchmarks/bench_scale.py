@@ -4,11 +4,16 @@
     python benchmarks/bench_scale.py landmarks --points 200000 --landmarks 500
     python benchmarks/bench_scale.py batch --clouds 2000
     python benchmarks/bench_scale.py --json out.json --write   # also replace the section in BENCHMARKS.md
+    python benchmarks/bench_scale.py service --write           # the same landmark job through the HTTP service
 
 landmarks: the cloud (a noisy torus in R^3) is written as .npy by a separate process, then a fresh process
 runs the whole job — Ray start, Ray Data read, farthest-point selection on shard actors, Rips on the landmarks,
 Ray shutdown — while a sampler records the resident memory of that process and of every Ray process it
 started.  Peak memory is reported per process (driver, each shard, the largest other Ray process).
+
+service: the 1,000,000-point .npy streamed to a running `tda-ray serve` with the Python client, then a job
+with ``"landmarks": 1000``; upload (stream + block-wise check and re-encode) and job (queued -> succeeded)
+timed separately, peak resident memory sampled for every process of the service.
 
 batch: 10,000 small clouds as .npy files; a plain Python loop (np.load + ripser.ripser, one process) against
 `tda-ray batch` on a local Ray with all cores (end to end as a CLI process, Ray start included), and the same
@@ -37,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 SECTION_START = "<!-- scale-bench:start -->"
 SECTION_END = "<!-- scale-bench:end -->"
+SERVICE_START = "<!-- scale-service-bench:start -->"
+SERVICE_END = "<!-- scale-service-bench:end -->"
 MIB = 1024 * 1024
 
 
@@ -132,6 +139,109 @@ def bench_landmarks(points: int, n_landmarks: int, maxdim: int, num_cpus: int, w
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["file_mib"] = path.stat().st_size / MIB
     return result
+
+
+def _process_tree_sampler(root_pid: int, stop: threading.Event, peaks: dict[int, tuple[int, str]]) -> None:
+    import psutil
+
+    root = psutil.Process(root_pid)
+    while not stop.wait(0.1):
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for p in procs:
+            try:
+                rss = p.memory_info().rss
+                title = " ".join(p.cmdline()[:1]) or p.name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            if rss > peaks.get(p.pid, (0, ""))[0]:
+                peaks[p.pid] = (rss, os.path.basename(title)[:60])
+
+
+def bench_service_landmarks(points: int, n_landmarks: int, maxdim: int, num_cpus: int, workdir: Path) -> dict[str, Any]:
+    import importlib.util
+
+    from tda_ray.client import Client
+
+    spec = importlib.util.spec_from_file_location("service_harness", REPO / "tests" / "service_harness.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    path = workdir / f"torus_{points}.npy"
+    if not path.exists():
+        np.save(path, torus(points))
+    svc = harness.ServiceProcess(workdir / "service", num_cpus=num_cpus)
+    svc.start()
+    peaks: dict[int, tuple[int, str]] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_process_tree_sampler, args=(svc.proc.pid, stop, peaks), daemon=True)
+    sampler.start()
+    try:
+        with Client(svc.base_url, timeout=600) as c:
+            t0 = time.perf_counter()
+            pc = c.upload_file(path)
+            upload_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            job = c.submit(pc["id"], maxdim=maxdim, landmarks=n_landmarks)
+            c.wait(job["id"], timeout=1800)
+            job_s = time.perf_counter() - t1
+            res = c.result(job["id"])
+    finally:
+        stop.set()
+        sampler.join()
+        svc.stop()
+    lm = res.landmarks or {}
+    top = sorted(peaks.values(), reverse=True)
+    return {
+        "points": pc["n_points"],
+        "file_mib": path.stat().st_size / MIB,
+        "landmarks": lm.get("count"),
+        "maxdim": maxdim,
+        "upload_s": upload_s,
+        "job_s": job_s,
+        "eps": lm.get("eps"),
+        "bottleneck_bound": lm.get("bottleneck_bound"),
+        "read_s": lm.get("read_s"),
+        "select_s": lm.get("select_s"),
+        "rips_s": lm.get("rips_s"),
+        "rounds": lm.get("rounds"),
+        "workers": lm.get("workers"),
+        "shard_peak_mib": (lm.get("shard_peak_rss_bytes") or 0) / MIB,
+        "largest_service_processes_mib": [(name, rss / MIB) for rss, name in top[:5]],
+        "service_processes": len(peaks),
+    }
+
+
+def service_markdown(r: dict[str, Any], cpus: int) -> str:
+    procs = ", ".join(f"{n} {m:.0f}" for n, m in r["largest_service_processes_mib"])
+    return "\n".join(
+        [
+            "### Landmark job through the HTTP service",
+            "",
+            f"Measured {dt.date.today()} ({cpus} CPUs, `tda-ray serve` with a local Ray of {cpus} CPUs; load "
+            f"average at the start {' '.join(f'{x:.1f}' for x in os.getloadavg())}). "
+            "`python benchmarks/bench_scale.py service --write`.",
+            "",
+            f"{r['points']:,} points in R^3 ({r['file_mib']:.0f} MiB .npy), {r['landmarks']} landmarks, maxdim "
+            f"{r['maxdim']}, sent with `Client.upload_file` (streamed) and `Client.submit(..., landmarks=...)`:",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+            f"| upload: stream to storage, check and re-encode block by block | {r['upload_s']:.1f} |",
+            f"| job, submit -> succeeded | {r['job_s']:.1f} |",
+            f"| of which Ray Data read + shards loaded ({r['workers']} shards) | {r['read_s']:.1f} |",
+            f"| of which farthest-point selection ({r['rounds']} rounds) | {r['select_s']:.1f} |",
+            f"| of which Rips on the landmarks | {r['rips_s']:.1f} |",
+            "",
+            f"eps = {r['eps']:.4f} (bound {r['bottleneck_bound']:.4f}). Peak resident memory of the service's "
+            f"largest processes (MiB, {r['service_processes']} processes sampled): {procs}; a shard peaked at "
+            f"{r['shard_peak_mib']:.0f} MiB. The ingress never holds the cloud: it writes the body to storage as "
+            "it arrives.",
+            "",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- batch
@@ -278,12 +388,12 @@ def markdown(results: dict[str, Any], cpus: int) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_section(text: str) -> None:
-    body = f"{SECTION_START}\n{text}{SECTION_END}\n"
+def write_section(text: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
+    body = f"{start}\n{text}{end}\n"
     current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    if SECTION_START in current and SECTION_END in current:
-        head, rest = current.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+    if start in current and end in current:
+        head, rest = current.split(start, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         current = head + body + ("\n" + tail if tail else "")
     else:
         current = current.rstrip("\n") + "\n\n" + body
@@ -297,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_landmark_child(path, n, maxdim, cpus)))
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", choices=("all", "landmarks", "batch"), default="all")
+    p.add_argument("what", nargs="?", choices=("all", "landmarks", "batch", "service"), default="all")
     p.add_argument("--points", type=int, default=1_000_000)
     p.add_argument("--landmarks", type=int, default=1000)
     p.add_argument("--landmark-maxdim", type=int, default=1)
@@ -315,6 +425,17 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if args.write:
             write_section(text)
+        return 0
+    if args.what == "service":
+        with tempfile.TemporaryDirectory(prefix="tda-scale-") as tmp:
+            workdir = args.workdir or Path(tmp)
+            r = bench_service_landmarks(args.points, args.landmarks, args.landmark_maxdim, args.num_cpus, workdir)
+        text = service_markdown(r, args.num_cpus)
+        print(text)
+        if args.json:
+            args.json.write_text(json.dumps(r, indent=2))
+        if args.write:
+            write_section(text, SERVICE_START, SERVICE_END)
         return 0
     with tempfile.TemporaryDirectory(prefix="tda-scale-") as tmp:
         workdir = args.workdir or Path(tmp)

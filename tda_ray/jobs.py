@@ -248,7 +248,9 @@ class JobService:
             fmt = next((f for f, magic in STREAM_FORMATS.items() if upload.head.startswith(magic)), None)
             if fmt is None or (expected is not None and fmt != expected):
                 want = f"a {expected} file" if expected else "a .npy or Parquet file"
-                raise InvalidRequest(f"the body is not {want} (its first bytes are {upload.head[:8]!r})")
+                # A pickle protocol header: say so, it is a common mistake (np.save(allow_pickle=True) of objects).
+                hint = "; pickled data is never loaded" if upload.head[:1] == b"\x80" else ""
+                raise InvalidRequest(f"the body is not {want} (its first bytes are {upload.head[:8]!r}){hint}")
             # Named by its format so that the readers pick the right decoder.
             typed = f"{upload.key}.{fmt}"
             self.store.blobs.rename(upload.key, typed)

@@ -316,7 +316,7 @@ def _normalise_block(table: pa.Table, columns: list[str] | None = None) -> pa.Ta
             parts.append(col.to_numpy().astype(np.float64, copy=False))
         arr = np.column_stack(parts) if parts else np.zeros((0, 0))
     if arr.size and not np.isfinite(arr).all():
-        raise ValueError("point cloud contains NaN or inf")
+        raise ValueError("point cloud contains non-finite values (NaN or inf)")
     return _coordinate_table(arr)
 
 
