@@ -275,7 +275,8 @@ def run_child(engine: str, case: str, timeout: float, mem_cap_gib: float) -> Mea
                 delta_rss_kib=data["delta_rss_kib"],
                 summary=data["summary"],
             )
-    return Measurement(engine, case, *classify_failure(proc.returncode, err))
+    status, detail = classify_failure(proc.returncode, err)
+    return Measurement(engine, case, status, detail=detail)
 
 
 def classify_failure(returncode: int, stderr: str) -> tuple[str, str]:
