@@ -38,6 +38,7 @@ from typing import Annotated, Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -50,10 +51,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tda_ray
-from tda_ray.jobs import Conflict, InvalidRequest, JobService, NotFound, PayloadTooLarge, streamable_format
+from tda_ray.jobs import (
+    MAX_UPLOAD_PARTS,
+    Conflict,
+    InvalidRequest,
+    JobService,
+    NotFound,
+    PayloadTooLarge,
+    streamable_format,
+)
 from tda_ray.messages import EventsAccepted, EventsRequest
 from tda_ray.settings import Settings, get_settings
-from tda_ray.storage import ALL_STATUSES, JobRecord, PointCloudRecord
+from tda_ray.storage import ALL_STATUSES, JobRecord, PointCloudRecord, UploadRecord
 
 log = logging.getLogger("tda_ray.api")
 
@@ -102,6 +111,27 @@ class PointCloudOut(BaseModel):
     dim: int
     name: str | None
     source: str = Field(description="json, npy, point-cloud (text/CSV) or parquet")
+    created_at: datetime
+
+
+class UploadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "lidar-scan-17"}]})
+    name: str | None = Field(default=None, max_length=200, description="Name of the point cloud it becomes.")
+
+
+class UploadPartOut(BaseModel):
+    part: int
+    size: int = Field(description="Bytes stored for this part.")
+
+
+class UploadOut(BaseModel):
+    id: str
+    name: str | None
+    status: Literal["open", "completing", "completed", "aborted"]
+    pointcloud_id: str | None = Field(description="The point cloud made from it, once completed.")
+    parts: list[UploadPartOut] = Field(description="Parts received so far (while open): resume from here.")
+    received_bytes: int
+    max_part_bytes: int = Field(description="Largest accepted part body.")
     created_at: datetime
 
 
@@ -166,6 +196,7 @@ class LandmarksOut(BaseModel):
     select_s: float = Field(description="Seconds spent choosing landmarks (reading the blocks: read_s).")
     read_s: float
     rips_s: float = Field(description="Seconds of Rips on the landmarks.")
+    shard_peak_rss_bytes: int = Field(default=0, description="Largest peak resident memory of a shard process.")
 
 
 class ResultOut(BaseModel):
@@ -200,6 +231,19 @@ def _job_out(job: JobRecord) -> JobOut:
         finished_at=job.finished_at,
         attempt=job.attempt,
         runs=job.runs,
+    )
+
+
+def _upload_out(rec: UploadRecord, max_part_bytes: int) -> UploadOut:
+    return UploadOut(
+        id=rec.id,
+        name=rec.name,
+        status=rec.status,  # type: ignore[arg-type]
+        pointcloud_id=rec.pointcloud_id,
+        parts=[UploadPartOut(part=n, size=size) for n, size in rec.parts],
+        received_bytes=sum(size for _, size in rec.parts),
+        max_part_bytes=max_part_bytes,
+        created_at=rec.created_at,
     )
 
 
@@ -372,6 +416,13 @@ _UPLOAD_BODY = {
     }
 }
 
+
+_PART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 # --------------------------------------------------------------------------- the FastAPI app
 
@@ -564,6 +615,76 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
             await run_in_threadpool(up.abort)
             raise
         return await run_in_threadpool(service.finish_upload, up, name, expected)
+
+    # Upload sessions: large clouds as numbered parts (each one bounded request; Serve's proxy buffers a
+    # whole request body, so a multi-GiB single request would sit in its memory).
+    @app.post(
+        "/v1/uploads",
+        status_code=201,
+        response_model=UploadOut,
+        dependencies=auth,
+        tags=["uploads"],
+        operation_id="create_upload",
+        responses={**_R401, **_R422},
+    )
+    def create_upload(body: UploadIn | None = None) -> UploadOut:
+        """Open an upload session; then PUT parts 0, 1, ... (a .npy or Parquet file cut in pieces) and complete."""
+        rec = service.create_upload_session(body.name if body else None)
+        return _upload_out(rec, settings.max_upload_bytes)
+
+    @app.get(
+        "/v1/uploads/{upload_id}",
+        response_model=UploadOut,
+        dependencies=auth,
+        tags=["uploads"],
+        operation_id="get_upload",
+        responses={**_R401, **_R404},
+    )
+    def get_upload(upload_id: str) -> UploadOut:
+        """The session and the parts received so far (to resume an interrupted upload)."""
+        return _upload_out(service.get_upload_session(upload_id), settings.max_upload_bytes)
+
+    @app.put(
+        "/v1/uploads/{upload_id}/parts/{part}",
+        response_model=UploadPartOut,
+        dependencies=auth,
+        tags=["uploads"],
+        operation_id="put_upload_part",
+        openapi_extra=_PART_BODY,
+        responses={**_R401, **_R404, **_R409, **_R413, **_R422},
+    )
+    async def put_upload_part(
+        upload_id: str, part: Annotated[int, PathParam(ge=0, le=MAX_UPLOAD_PARTS - 1)], request: Request
+    ) -> UploadPartOut:
+        """Store part ``part`` (bytes ``part * size ..``) of the file; sending a part again replaces it."""
+        data = await request.body()
+        size = await run_in_threadpool(service.put_upload_part, upload_id, part, data)
+        return UploadPartOut(part=part, size=size)
+
+    @app.post(
+        "/v1/uploads/{upload_id}/complete",
+        status_code=201,
+        response_model=PointCloudOut,
+        dependencies=auth,
+        tags=["uploads"],
+        operation_id="complete_upload",
+        responses={201: {"links": _PC_LINKS}, **_R401, **_R404, **_R409, **_R413, **_R422},
+    )
+    def complete_upload(upload_id: str) -> PointCloudOut:
+        """Join the parts in order, check and store the cloud (as a streamed upload); idempotent once done."""
+        return _pc_out(service.complete_upload_session(upload_id))
+
+    @app.delete(
+        "/v1/uploads/{upload_id}",
+        response_model=UploadOut,
+        dependencies=auth,
+        tags=["uploads"],
+        operation_id="abort_upload",
+        responses={**_R401, **_R404, **_R409},
+    )
+    def abort_upload(upload_id: str) -> UploadOut:
+        """Abort an open session and delete its parts."""
+        return _upload_out(service.abort_upload_session(upload_id), settings.max_upload_bytes)
 
     @app.get(
         "/v1/pointclouds/{pointcloud_id}",

@@ -13,12 +13,12 @@ Needs only ``httpx``, ``numpy`` and ``tqdm`` (no Ray, no server code)::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,7 +32,6 @@ __all__ = ["ApiError", "Client", "JobFailed", "Result"]
 FINISHED = ("succeeded", "failed", "cancelled")
 _NPY_TYPE = "application/x-npy"
 _PARQUET_TYPE = "application/vnd.apache.parquet"
-_CHUNK = 1 << 20
 
 
 def _stream_type(filename: str, head: bytes) -> str | None:
@@ -43,12 +42,6 @@ def _stream_type(filename: str, head: bytes) -> str | None:
     if lower.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
         return _PARQUET_TYPE
     return None
-
-
-def _chunks(fh: BinaryIO) -> Iterator[bytes]:
-    fh.seek(0)
-    while chunk := fh.read(_CHUNK):
-        yield chunk
 
 
 class ApiError(Exception):
@@ -123,7 +116,12 @@ class Client:
         api_key: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        part_size: int = 8 * 1024 * 1024,
     ) -> None:
+        if part_size < 1:
+            raise ValueError(f"part_size must be positive, got {part_size}")
+        # .npy/Parquet files above this go as an upload session of parts this large.
+        self.part_size = part_size
         headers = {"X-API-Key": api_key} if api_key else {}
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
@@ -161,49 +159,77 @@ class Client:
             raise ValueError(f"points must be a numeric array, got dtype {arr.dtype}")
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
-        return self._stream(buf.getbuffer().nbytes, _chunks(buf), _NPY_TYPE, name or "points.npy", progress)
+        return self._send_binary(buf, buf.getbuffer().nbytes, _NPY_TYPE, name or "points.npy", progress)
 
     def upload_file(
         self, path: str | os.PathLike[str], name: str | None = None, progress: bool = False
     ) -> dict[str, Any]:
-        """Upload a file.  ``.npy`` and Parquet are streamed (the server never holds them whole: clouds of
-        any size for landmark jobs); text formats are sent as a multipart form and parsed by the server."""
+        """Upload a file.  ``.npy`` and Parquet go as binary (one request, or an upload session of parts
+        for files over ``part_size``: the server never holds such a cloud whole, and a failed part is
+        retried); text formats go as a multipart form and are parsed by the server."""
         p = Path(path)
         with p.open("rb") as fh:
-            head = fh.read(8)
-        ctype = _stream_type(p.name, head)
-        if ctype is None:
-            form = {"name": name or p.name}
-            resp = self._request("POST", "/v1/pointclouds", files={"file": (p.name, p.read_bytes())}, data=form)
-            out: dict[str, Any] = resp.json()
-            return out
-        with p.open("rb") as fh:
-            return self._stream(p.stat().st_size, _chunks(fh), ctype, name or p.name, progress)
+            ctype = _stream_type(p.name, fh.read(8))
+            if ctype is not None:
+                return self._send_binary(fh, p.stat().st_size, ctype, name or p.name, progress)
+        form = {"name": name or p.name}
+        resp = self._request("POST", "/v1/pointclouds", files={"file": (p.name, p.read_bytes())}, data=form)
+        out: dict[str, Any] = resp.json()
+        return out
 
-    def _stream(self, size: int, chunks: Iterator[bytes], ctype: str, name: str, progress: bool) -> dict[str, Any]:
+    def _send_binary(self, fh: BinaryIO, size: int, ctype: str, name: str, progress: bool) -> dict[str, Any]:
         from tqdm import tqdm
 
         bar = tqdm(total=size, unit="B", unit_scale=True, disable=not progress, file=sys.stderr, leave=False)
-
-        def counted() -> Iterator[bytes]:
-            for chunk in chunks:
-                bar.update(len(chunk))
-                yield chunk
-
+        # Joining, checking and re-encoding a large cloud takes the server a while after the last byte.
+        slow = httpx.Timeout(self._http.timeout.connect, read=max(self._http.timeout.read or 0, 600.0))
         try:
-            resp = self._request(
-                "POST",
-                "/v1/pointclouds",
-                params={"name": name[:200]},
-                content=counted(),
-                headers={"Content-Type": ctype, "Content-Length": str(size)},
-                # Checking and re-encoding a large cloud takes the server a while after the last byte.
-                timeout=httpx.Timeout(self._http.timeout.connect, read=max(self._http.timeout.read or 0, 600.0)),
-            )
+            fh.seek(0)
+            if size <= self.part_size:
+                data = fh.read()
+                resp = self._request(
+                    "POST",
+                    "/v1/pointclouds",
+                    params={"name": name[:200]},
+                    content=data,
+                    headers={"Content-Type": ctype},
+                    timeout=slow,
+                )
+                bar.update(len(data))
+            else:
+                session = self._request("POST", "/v1/uploads", json={"name": name[:200]}).json()
+                step = min(self.part_size, int(session["max_part_bytes"]))
+                try:
+                    part = 0
+                    while chunk := fh.read(step):
+                        self._put_part(session["id"], part, chunk)
+                        bar.update(len(chunk))
+                        part += 1
+                    resp = self._request("POST", f"/v1/uploads/{session['id']}/complete", timeout=slow)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # best effort: free the parts on the server
+                        self._request("DELETE", f"/v1/uploads/{session['id']}")
+                    raise
         finally:
             bar.close()
         out: dict[str, Any] = resp.json()
         return out
+
+    def _put_part(self, upload_id: str, part: int, chunk: bytes, attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            try:
+                self._request(
+                    "PUT",
+                    f"/v1/uploads/{upload_id}/parts/{part}",
+                    content=chunk,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+                return
+            except (httpx.TransportError, ApiError) as exc:  # a part is idempotent: send it again
+                retry = isinstance(exc, httpx.TransportError) or exc.status_code >= 500
+                if not retry or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
 
     def pointcloud(self, pointcloud_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self._request("GET", f"/v1/pointclouds/{pointcloud_id}").json()

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from tda_ray import storage
 from tda_ray.settings import Settings
-from tda_ray.storage import Conflict, JobRecord, NotFound, PointCloudRecord, ResultRecord, Store
+from tda_ray.storage import Conflict, JobRecord, NotFound, PointCloudRecord, ResultRecord, Store, UploadRecord
 
 log = logging.getLogger("tda_ray.jobs")
 
@@ -158,6 +158,7 @@ def landmark_count(params: dict[str, Any], n_points: int) -> int | None:
     return min(resolve_landmarks(params["landmarks"], params["maxdim"]), n_points)
 
 
+MAX_UPLOAD_PARTS = 100_000
 STREAM_FORMATS = {"npy": b"\x93NUMPY", "parquet": b"PAR1"}
 
 
@@ -273,6 +274,65 @@ class JobService:
                 raise InvalidRequest(str(exc).replace(where, f"uploaded {fmt}")) from exc
         finally:
             self.store.blobs.delete(upload.key)
+
+    # Upload sessions: a cloud sent as numbered parts, each a bounded request (no proxy or replica ever
+    # holds more than one part), assembled and checked like a streamed upload on completion.
+    def create_upload_session(self, name: str | None) -> UploadRecord:
+        return self.store.create_upload(name)
+
+    def get_upload_session(self, upload_id: str) -> UploadRecord:
+        return self.store.get_upload(upload_id)
+
+    def put_upload_part(self, upload_id: str, part: int, data: bytes) -> int:
+        if not 0 <= part < MAX_UPLOAD_PARTS:
+            raise InvalidRequest(f"part numbers run from 0 to {MAX_UPLOAD_PARTS - 1}, got {part}")
+        if not data:
+            raise InvalidRequest("a part must not be empty")
+        rec = self.store.get_upload(upload_id)
+        total = sum(size for n, size in rec.parts if n != part) + len(data)
+        if total > self.settings.max_session_upload_bytes:
+            raise PayloadTooLarge(
+                f"upload would hold {total} bytes; the limit is {self.settings.max_session_upload_bytes}"
+            )
+        self.store.put_upload_part(upload_id, part, data)
+        return len(data)
+
+    def complete_upload_session(self, upload_id: str) -> PointCloudRecord:
+        rec = self.store.get_upload(upload_id)
+        if rec.status == "completed" and rec.pointcloud_id:  # a retried completion
+            return self.store.get_pointcloud(rec.pointcloud_id)
+        if rec.status != "open":
+            raise Conflict(f"upload {upload_id} is {rec.status}")
+        numbers = [n for n, _ in rec.parts]
+        if not numbers:
+            raise InvalidRequest("upload has no parts")
+        missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+        if missing:
+            raise InvalidRequest(f"upload is missing part(s) {missing[:10]} (parts are numbered from 0)")
+        if not self.store.set_upload_status(upload_id, "completing", expect=("open",)):
+            raise Conflict(f"upload {upload_id} is already being completed")
+        try:
+            up = Upload(self.store, self.settings.max_session_upload_bytes)
+            try:
+                for n in numbers:
+                    for chunk in self.store.upload_part_chunks(upload_id, n):
+                        up.write(chunk)
+            except BaseException:
+                up.abort()
+                raise
+            pc = self.finish_upload(up, rec.name)
+        except BaseException:
+            # Still open: the client may replace a bad part and complete again, or abort.
+            self.store.set_upload_status(upload_id, "open", expect=("completing",))
+            raise
+        self.store.set_upload_status(upload_id, "completed", expect=("completing",), pointcloud_id=pc.id)
+        return pc
+
+    def abort_upload_session(self, upload_id: str) -> UploadRecord:
+        rec = self.store.get_upload(upload_id)
+        if not self.store.set_upload_status(upload_id, "aborted", expect=("open",)):
+            raise Conflict(f"upload {upload_id} is {rec.status}")
+        return self.store.get_upload(upload_id)
 
     def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
         return self.store.get_pointcloud(pointcloud_id)

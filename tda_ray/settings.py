@@ -49,7 +49,12 @@ class Settings(BaseSettings):
         default=1_000_000, gt=0, description="Largest cloud parsed in the ingress (JSON, text) and for exact jobs."
     )
     max_stream_upload_bytes: int = Field(
-        default=8 * 1024**3, gt=0, description="Largest .npy/Parquet upload, streamed to storage (landmark jobs)."
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Largest single-request .npy/Parquet upload (Serve's proxy buffers a request body).",
+    )
+    max_session_upload_bytes: int = Field(
+        default=16 * 1024**3, gt=0, description="Largest cloud sent as an upload session (parts, /v1/uploads)."
     )
     max_stream_points: int = Field(
         default=200_000_000,

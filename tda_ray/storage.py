@@ -99,6 +99,19 @@ pointclouds = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Upload sessions: a large cloud sent as numbered parts (each one bounded request), assembled on completion.
+# The parts are blobs under uploads/<id>/; the row says what became of the session.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open | completing | completed | aborted
+    sa.Column("pointcloud_id", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -153,6 +166,16 @@ class PointCloudRecord:
     dim: int
     source: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    id: str
+    name: str | None
+    status: str
+    pointcloud_id: str | None
+    created_at: datetime
+    parts: list[tuple[int, int]]  # (part number, bytes) of the parts received so far
 
 
 @dataclass(frozen=True)
@@ -273,6 +296,25 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         with self.fs.open_input_stream(self._path(key)) as f:
             return bytes(f.readall())
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of the blobs under ``prefix`` (a folder key), sorted by key."""
+        sel = pafs.FileSelector(self._path(prefix), allow_not_found=True)
+        out = [
+            (info.path[len(self.base) + 1 :], int(info.size or 0))
+            for info in self.fs.get_file_info(sel)
+            if info.type == pafs.FileType.File
+        ]
+        return sorted(out)
+
+    def chunks(self, key: str, size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+        with self.fs.open_input_stream(self._path(key)) as f:
+            while chunk := f.read(size):
+                yield bytes(chunk)
+
+    def delete_dir(self, prefix: str) -> None:
+        with suppress(FileNotFoundError):
+            self.fs.delete_dir(self._path(prefix))
 
     def rename(self, key: str, new_key: str) -> None:
         self.fs.move(self._path(key), self._path(new_key))
@@ -474,6 +516,57 @@ class Store:
     def load_points(self, pointcloud_id: str) -> npt.NDArray[np.float64]:
         arr = np.load(io.BytesIO(self.blobs.get(self._pointcloud_key(pointcloud_id))), allow_pickle=False)
         return np.asarray(arr, dtype=np.float64)
+
+    # --- upload sessions ------------------------------------------------------
+    PART_RE = re.compile(r"^\d{8}\.part$")
+
+    def create_upload(self, name: str | None) -> UploadRecord:
+        now = utcnow()
+        up_id = new_id()
+        with self._write() as conn:
+            conn.execute(
+                uploads.insert().values(
+                    id=up_id, name=name, status="open", pointcloud_id=None, created_at=now, updated_at=now
+                )
+            )
+        return UploadRecord(up_id, name, "open", None, now, [])
+
+    def get_upload(self, upload_id: str) -> UploadRecord:
+        _check_id(upload_id, "upload")
+        with self._read() as conn:
+            row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None:
+            raise NotFound(f"upload {upload_id!r} not found")
+        parts = []
+        if row.status in ("open", "completing"):
+            for key, size in self.blobs.list(f"upload-sessions/{upload_id}"):
+                leaf = key.rsplit("/", 1)[-1]
+                if self.PART_RE.match(leaf):
+                    parts.append((int(leaf[:8]), size))
+        return UploadRecord(row.id, row.name, row.status, row.pointcloud_id, row.created_at, parts)
+
+    def put_upload_part(self, upload_id: str, part: int, data: bytes) -> None:
+        """Store (or replace: a retried part) one part of an open session."""
+        if self.get_upload(upload_id).status != "open":
+            raise Conflict(f"upload {upload_id} is no longer open")
+        self.blobs.put(f"upload-sessions/{upload_id}/{part:08d}.part", data)
+
+    def upload_part_chunks(self, upload_id: str, part: int) -> Iterator[bytes]:
+        return self.blobs.chunks(f"upload-sessions/{upload_id}/{part:08d}.part")
+
+    def set_upload_status(
+        self, upload_id: str, status: str, *, expect: tuple[str, ...], pointcloud_id: str | None = None
+    ) -> bool:
+        """Move a session to ``status`` if it is in one of ``expect`` (a compare-and-set: one completer wins)."""
+        with self._write() as conn:
+            res = conn.execute(
+                uploads.update()
+                .where(uploads.c.id == upload_id, uploads.c.status.in_(expect))
+                .values(status=status, pointcloud_id=pointcloud_id, updated_at=utcnow())
+            )
+        if status in ("completed", "aborted") and res.rowcount == 1:
+            self.blobs.delete_dir(f"upload-sessions/{upload_id}")
+        return bool(res.rowcount == 1)
 
     # --- jobs: API side ------------------------------------------------------
     def create_job(self, pointcloud_id: str, algorithm: str, params: dict[str, Any]) -> JobRecord:

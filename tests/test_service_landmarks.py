@@ -276,7 +276,8 @@ def test_client_and_cli_stream_files_and_ask_for_landmarks(
 ) -> None:
     path = tmp_path / "cloud.parquet"
     pq.write_table(pa.table({"x0": big_cloud[:, 0], "x1": big_cloud[:, 1], "x2": big_cloud[:, 2]}), path)
-    with Client(service.base_url) as c:
+    # part_size 1 MiB (capped by the server's 1 MB part limit): the file goes as an upload session of parts.
+    with Client(service.base_url, part_size=2**20) as c:
         pc = c.upload_file(path)
         assert pc["n_points"] == 200_000 and pc["source"] == "parquet"
         res = c.compute(pc["id"], maxdim=1, landmarks=120, timeout=300)
@@ -307,3 +308,71 @@ def test_client_and_cli_stream_files_and_ask_for_landmarks(
         timeout=60,
     )
     assert bad.returncode == 2 and "landmarks" in bad.stderr
+
+
+# --------------------------------------------------------------------------- upload sessions (parts)
+
+
+def test_upload_session_parts_in_any_order_retried_and_completed_once(
+    http: httpx.Client, service: ServiceProcess
+) -> None:
+    X = noisy_circles(30_000, seed=8)
+    data = npy(X)  # 720 kB: three parts
+    step = -(-len(data) // 3)
+    cut = [data[i : i + step] for i in range(0, len(data), step)]
+    assert len(cut) == 3
+    r = http.post("/v1/uploads", json={"name": "in parts"})
+    assert r.status_code == 201, r.text
+    up = r.json()
+    assert up["status"] == "open" and up["parts"] == [] and up["max_part_bytes"] == MAX_UPLOAD
+    for n in (2, 0, 1):
+        r = http.put(f"/v1/uploads/{up['id']}/parts/{n}", content=cut[n])
+        assert r.status_code == 200 and r.json() == {"part": n, "size": len(cut[n])}, r.text
+    # A retried part replaces the earlier copy.
+    assert http.put(f"/v1/uploads/{up['id']}/parts/1", content=cut[1]).status_code == 200
+    state = http.get(f"/v1/uploads/{up['id']}").json()
+    assert [p["part"] for p in state["parts"]] == [0, 1, 2] and state["received_bytes"] == len(data)
+    r = http.post(f"/v1/uploads/{up['id']}/complete")
+    assert r.status_code == 201, r.text
+    pc = r.json()
+    assert (pc["n_points"], pc["dim"], pc["name"], pc["source"]) == (30_000, 3, "in parts", "npy")
+    # Completing again answers the same cloud; the parts are gone; no more parts are taken.
+    again = http.post(f"/v1/uploads/{up['id']}/complete")
+    assert again.status_code == 201 and again.json()["id"] == pc["id"]
+    state = http.get(f"/v1/uploads/{up['id']}").json()
+    assert state["status"] == "completed" and state["pointcloud_id"] == pc["id"] and state["parts"] == []
+    assert http.put(f"/v1/uploads/{up['id']}/parts/3", content=b"x").status_code == 409
+    assert not list((service.state_dir / "storage" / "upload-sessions").glob(f"{up['id']}*"))
+    # The stored cloud is the uploaded one: an exact job on it equals the engine on X.
+    job = submit(http, pc["id"], maxdim=0, threshold=0.05)
+    assert wait_done(http, job["id"])["status"] == "succeeded"
+    got = as_arrays(http.get(f"/v1/jobs/{job['id']}/result").json()["diagrams"])[0]
+    np.testing.assert_array_equal(got, vietoris_rips(X, maxdim=0, threshold=0.05).diagrams[0])
+
+
+def test_upload_session_errors(http: httpx.Client) -> None:
+    up = http.post("/v1/uploads", json={}).json()
+    base = f"/v1/uploads/{up['id']}"
+    data = npy(noisy_circles(1000, seed=9))
+    half = len(data) // 2
+    assert http.put(f"{base}/parts/0", content=data[:half]).status_code == 200
+    assert http.put(f"{base}/parts/2", content=b"tail").status_code == 200
+    r = http.post(f"{base}/complete")
+    assert r.status_code == 422 and "missing part(s) [1]" in r.json()["detail"]
+    # Bad content is refused at completion and the session stays open for a corrected part.
+    assert http.put(f"{base}/parts/1", content=b"garbage").status_code == 200
+    r = http.post(f"{base}/complete")
+    assert r.status_code == 422 and "truncated" in r.json()["detail"], r.text
+    assert http.get(base).json()["status"] == "open"
+    assert http.put(f"{base}/parts/2", content=b"").status_code == 422  # empty part
+    assert http.put(f"{base}/parts/-1", content=b"x").status_code == 422
+    assert http.put(f"{base}/parts/100000", content=b"x").status_code == 422
+    assert http.put(f"{base}/parts/3", content=b"x" * (MAX_UPLOAD + 1)).status_code == 413
+    r = http.delete(base)
+    assert r.status_code == 200 and r.json()["status"] == "aborted"
+    assert http.delete(base).status_code == 409
+    assert http.post(f"{base}/complete").status_code == 409
+    assert http.get(f"/v1/uploads/{'0' * 32}").status_code == 404
+    assert http.put(f"/v1/uploads/{'0' * 32}/parts/0", content=b"x").status_code == 404
+    assert http.post("/v1/uploads", json={"name": "x" * 201}).status_code == 422
+    assert http.post("/v1/uploads", json={"other": 1}).status_code == 422
