@@ -116,7 +116,7 @@ class Client:
         api_key: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
-        part_size: int = 8 * 1024 * 1024,
+        part_size: int = 4 * 1024 * 1024,
     ) -> None:
         if part_size < 1:
             raise ValueError(f"part_size must be positive, got {part_size}")
