@@ -142,3 +142,13 @@ def wait_for(cond: Any, timeout_s: float, what: str, interval: float = 0.1) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_done(http: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The job's record once it is finished (long-polling), or AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+    raise AssertionError(f"job {job_id} not finished after {timeout_s} s")

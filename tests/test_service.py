@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from service_harness import REPO_ROOT, ServiceProcess, wait_for
+from service_harness import REPO_ROOT, ServiceProcess, wait_done, wait_for
 
 from tda_ray.engine import vietoris_rips
 
@@ -70,15 +70,6 @@ def submit(http: httpx.Client, pc_id: str, **params: Any) -> dict[str, Any]:
     job: dict[str, Any] = r.json()
     assert job["status"] == "queued"
     return job
-
-
-def wait_done(http: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-    raise AssertionError(f"job {job_id} not finished after {timeout_s} s")
 
 
 def assert_same_diagrams(result: dict[str, Any], X: np.ndarray, **params: Any) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from service_harness import REPO_ROOT, ServiceProcess
+from service_harness import REPO_ROOT, ServiceProcess, wait_done
 
 from tda_ray.client import Client
 from tda_ray.engine import vietoris_rips
@@ -105,15 +105,6 @@ def submit(http: httpx.Client, pc_id: str, **params: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-def wait_done(http: httpx.Client, job_id: str, timeout_s: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-    raise AssertionError(f"job {job_id} not finished after {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def big_cloud() -> np.ndarray:
     return noisy_circles(200_000, seed=3)  # 4.8 MB as .npy: over MAX_UPLOAD, under MAX_STREAM
@@ -137,7 +128,7 @@ def big_pc(http: httpx.Client, big_cloud: np.ndarray) -> str:
 def test_landmark_job_equals_sequential_greedy_maxmin(http: httpx.Client, big_cloud: np.ndarray, big_pc: str) -> None:
     job = submit(http, big_pc, maxdim=1, landmarks=400)
     assert job["params"]["landmarks"] == 400
-    done = wait_done(http, job["id"])
+    done = wait_done(http, job["id"], 300)
     assert done["status"] == "succeeded", done
     res = http.get(f"/v1/jobs/{job['id']}/result").json()
     lm = res["landmarks"]
@@ -176,7 +167,7 @@ def test_parquet_stream_and_auto_landmarks_on_a_small_cloud_equal_exact(http: ht
     assert (r.json()["n_points"], r.json()["dim"], r.json()["source"]) == (300, 2, "parquet")
     # "auto" asks for more landmarks than there are points: every point is one, eps = 0, diagrams exact.
     job = submit(http, r.json()["id"], maxdim=1, landmarks="auto")
-    assert wait_done(http, job["id"])["status"] == "succeeded"
+    assert wait_done(http, job["id"], 300)["status"] == "succeeded"
     res = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert res["landmarks"]["count"] == 300 and res["landmarks"]["eps"] == 0.0
     assert res["landmarks"]["requested"] == 1000  # auto for maxdim 1
@@ -266,7 +257,7 @@ def test_two_landmark_jobs_at_once_both_finish(http: httpx.Client, big_pc: str) 
     # Each job's shards are reserved as one placement group: two selections never deadlock on 2 CPUs.
     jobs = [submit(http, big_pc, maxdim=1, landmarks=n) for n in (150, 250, 100)]
     for j in jobs:
-        assert wait_done(http, j["id"])["status"] == "succeeded"
+        assert wait_done(http, j["id"], 300)["status"] == "succeeded"
     counts = [http.get(f"/v1/jobs/{j['id']}/result").json()["landmarks"]["count"] for j in jobs]
     assert counts == [150, 250, 100]
 
@@ -345,7 +336,7 @@ def test_upload_session_parts_in_any_order_retried_and_completed_once(
     assert not list((service.state_dir / "storage" / "upload-sessions").glob(f"{up['id']}*"))
     # The stored cloud is the uploaded one: an exact job on it equals the engine on X.
     job = submit(http, pc["id"], maxdim=0, threshold=0.05)
-    assert wait_done(http, job["id"])["status"] == "succeeded"
+    assert wait_done(http, job["id"], 300)["status"] == "succeeded"
     got = as_arrays(http.get(f"/v1/jobs/{job['id']}/result").json()["diagrams"])[0]
     np.testing.assert_array_equal(got, vietoris_rips(X, maxdim=0, threshold=0.05).diagrams[0])
 
