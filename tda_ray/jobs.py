@@ -567,6 +567,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancels: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._last_expiry = 0.0
         self.recovered = self.store.recover()
         if self.recovered:
             log.info("%s: re-queued %d unfinished job(s) from the store", self.name, self.recovered)
@@ -653,8 +654,20 @@ class Dispatcher:
                 # Drops the task if it has not started; a running one is stopped by its watcher.
                 ray.cancel(f.ref, force=False)
 
+    def _expire_uploads(self) -> None:
+        # Abandoned upload sessions would keep their parts for ever; checked a few times per idle period.
+        now = time.monotonic()
+        if now - self._last_expiry < min(300.0, self.settings.upload_session_idle_s / 4):
+            return
+        self._last_expiry = now
+        expired = self.store.expire_uploads(self.settings.upload_session_idle_s)
+        if expired:
+            log.info("%s: aborted %d idle upload session(s)", self.name, len(expired))
+
     def _scan(self) -> None:
         import ray
+
+        self._expire_uploads()
 
         # Jobs cancelled through any replica (or a peer process) while in flight here.
         statuses = self.store.statuses(list(self._in_flight))

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_session_upload_bytes: int = Field(
         default=16 * 1024**3, gt=0, description="Largest cloud sent as an upload session (parts, /v1/uploads)."
     )
+    upload_session_idle_s: float = Field(
+        default=24 * 3600, gt=0, description="Open upload sessions without a new part this long are aborted."
+    )
     max_stream_points: int = Field(
         default=200_000_000,
         gt=0,

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -546,10 +546,34 @@ class Store:
         return UploadRecord(row.id, row.name, row.status, row.pointcloud_id, row.created_at, parts)
 
     def put_upload_part(self, upload_id: str, part: int, data: bytes) -> None:
-        """Store (or replace: a retried part) one part of an open session."""
-        if self.get_upload(upload_id).status != "open":
+        """Store (or replace: a retried part) one part of an open session; marks the session active."""
+        self.get_upload(upload_id)  # 404 for unknown ids
+        if not self._touch_upload(upload_id):
             raise Conflict(f"upload {upload_id} is no longer open")
-        self.blobs.put(f"upload-sessions/{upload_id}/{part:08d}.part", data)
+        key = f"upload-sessions/{upload_id}/{part:08d}.part"
+        self.blobs.put(key, data)
+        if self.get_upload(upload_id).status not in ("open", "completing"):  # expired or aborted meanwhile
+            self.blobs.delete(key)
+            raise Conflict(f"upload {upload_id} is no longer open")
+
+    def _touch_upload(self, upload_id: str) -> bool:
+        with self._write() as conn:
+            res = conn.execute(
+                uploads.update()
+                .where(uploads.c.id == upload_id, uploads.c.status == "open")
+                .values(updated_at=utcnow())
+            )
+        return bool(res.rowcount == 1)
+
+    def expire_uploads(self, idle_s: float) -> list[str]:
+        """Abort open sessions with no part for ``idle_s`` seconds (their parts are deleted); their ids."""
+        cutoff = utcnow() - timedelta(seconds=idle_s)
+        with self._read() as conn:
+            ids = conn.execute(
+                sa.select(uploads.c.id).where(uploads.c.status == "open", uploads.c.updated_at < cutoff)
+            ).scalars()
+            stale = [str(i) for i in ids]
+        return [i for i in stale if self.set_upload_status(i, "aborted", expect=("open",))]
 
     def upload_part_chunks(self, upload_id: str, part: int) -> Iterator[bytes]:
         return self.blobs.chunks(f"upload-sessions/{upload_id}/{part:08d}.part")
