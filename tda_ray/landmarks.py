@@ -153,29 +153,15 @@ class _NpyFile:
 
 
 def _read_npy_header(fs: pafs.FileSystem, path: str) -> _NpyFile:
+    from tda_ray.loaders import read_npy_header
+
     with fs.open_input_file(path) as fh:
-        magic = fh.read(6)
-        if magic != b"\x93NUMPY":
-            raise ValueError(f"{path}: not a .npy file (no NumPy header)")
-        fh.seek(0)
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        except ValueError as exc:
-            raise ValueError(f"{path}: corrupt .npy header: {exc}") from exc
+        (rows, cols), fortran, dtype = read_npy_header(fh, path)
         offset = fh.tell()
         size = fh.size()
-    if dtype.hasobject or dtype.kind not in "iuf":
-        raise ValueError(f"{path}: .npy dtype {dtype} is not a real numeric type")
-    if len(shape) != 2:
-        raise ValueError(f"{path}: expected a 2-D array (points x coordinates), got shape {tuple(shape)}")
-    rows, cols = (int(s) for s in shape)
     if offset + rows * cols * dtype.itemsize > size:
-        raise ValueError(f"{path}: truncated .npy file ({size} bytes for shape {tuple(shape)})")
-    return _NpyFile(path, rows, cols, dtype, bool(fortran), offset)
+        raise ValueError(f"{path}: truncated .npy file ({size} bytes for shape {(rows, cols)})")
+    return _NpyFile(path, rows, cols, dtype, fortran, offset)
 
 
 def _coordinate_table(arr: npt.NDArray[Any]) -> pa.Table:

@@ -343,7 +343,9 @@ def _symmetric_from_lower(lower: FloatArray, n: int, source: str, line_of: Calla
 # --------------------------------------------------------------------------- binary
 
 
-def _load_npy_stream(fh: Any, source: str) -> FloatArray:
+def read_npy_header(fh: Any, source: str) -> tuple[tuple[int, int], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` of a 2-D numeric ``.npy`` at the start of ``fh``, which is left at the
+    first data byte; ValueError naming the problem (pickles, .npz, objects, other ranks) otherwise."""
     head = fh.read(len(_NPY_MAGIC))
     if head.startswith(_ZIP_MAGIC[:2]):
         raise ValueError(f"{source}: an .npz archive, not a single .npy array; save one array with numpy.save")
@@ -353,9 +355,9 @@ def _load_npy_stream(fh: Any, source: str) -> FloatArray:
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
     except ValueError as exc:
         raise ValueError(f"{source}: corrupt .npy header: {exc}") from exc
     if dtype.hasobject:
@@ -364,6 +366,11 @@ def _load_npy_stream(fh: Any, source: str) -> FloatArray:
         raise ValueError(f"{source}: .npy dtype {dtype} is not a real numeric type")
     if len(shape) != 2:
         raise ValueError(f"{source}: expected a 2-D array (points x coordinates), got shape {tuple(shape)}")
+    return (int(shape[0]), int(shape[1])), bool(fortran), dtype
+
+
+def _load_npy_stream(fh: Any, source: str) -> FloatArray:
+    read_npy_header(fh, source)
     fh.seek(0)
     try:
         arr = np.load(fh, allow_pickle=False)
