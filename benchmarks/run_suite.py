@@ -29,38 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vr_cases import CASES, LARGE, Case
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 SECTION_START = "<!-- engine-benchmarks:start -->"
 SECTION_END = "<!-- engine-benchmarks:end -->"
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    file: str
-    maxdim: int
-    threshold: float | None = None
-    coeff: int = 2
-    distance_matrix: bool = False
-
-
-# Parameters from ../shared/README.md.
-CASES = {
-    c.name: c
-    for c in [
-        Case("sphere_3_192", "sphere_3_192.lower_distance_matrix", 2, distance_matrix=True),
-        Case("o3_1024", "o3_1024.txt", 3, threshold=1.8),
-        Case("dragon_2000", "dragon_2000.txt", 1),
-        Case("fractal_r", "fractal_r.distance_matrix", 2, distance_matrix=True),
-        Case("random_50_16", "random_50_16.txt", 7),
-        Case("klein_bottle_400", "klein_bottle_400.txt", 2, coeff=2),
-        Case("klein_bottle_400_z3", "klein_bottle_400.txt", 2, coeff=3),
-        Case("o3_4096", "o3_4096.txt", 3, threshold=1.4),
-        Case("clifford_torus_50000", "clifford_torus_50000.txt", 2, threshold=0.15),
-    ]
-}
-LARGE = ("o3_4096", "clifford_torus_50000")
 DEFAULT_CASES = [n for n in CASES if n not in LARGE]
 
 ENGINES = {

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from engine_compare import DATASETS, Diagrams, assert_same_diagrams, euclidean_matrix, giotto_ph, normalize, ripser_py
+from vr_cases import CASES, LARGE, Case
 
 from tda_ray import loaders
 from tda_ray.engine import vietoris_rips
@@ -24,32 +24,16 @@ SLOW = os.environ.get("TDA_SLOW") == "1"
 needs_slow = pytest.mark.skipif(not SLOW, reason="benchmark-sized data set: set TDA_SLOW=1 to run")
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    file: str
-    maxdim: int
-    threshold: float | None = None
-    coeff: int = 2
-    distance_matrix: bool = False
-    reference: str = "ripser"  # the CI reference; "giotto" where ripser.py is too slow for CI
-
-
-CASES = {
-    c.name: c
-    for c in [
-        Case("sphere_3_192", "sphere_3_192.lower_distance_matrix", 2, distance_matrix=True),
-        Case("o3_1024", "o3_1024.txt", 3, threshold=1.8),
-        Case("dragon_2000", "dragon_2000.txt", 1),
-        Case("fractal_r", "fractal_r.distance_matrix", 2, distance_matrix=True, reference="giotto"),
-        Case("random_50_16", "random_50_16.txt", 7, reference="giotto"),
-        Case("klein_bottle_400_z2", "klein_bottle_400.txt", 2, coeff=2, reference="giotto"),
-        Case("klein_bottle_400_z3", "klein_bottle_400.txt", 2, coeff=3, reference="giotto"),
-        Case("o3_4096", "o3_4096.txt", 3, threshold=1.4, reference="giotto"),
-        Case("clifford_torus_50000", "clifford_torus_50000.txt", 2, threshold=0.15, reference="giotto-sparse"),
-    ]
+# The CI reference of each data set: ripser.py, or giotto-ph where ripser.py is too slow for CI.
+REFERENCE = {
+    "fractal_r": "giotto",
+    "random_50_16": "giotto",
+    "klein_bottle_400": "giotto",
+    "klein_bottle_400_z3": "giotto",
+    "o3_4096": "giotto",
+    "clifford_torus_50000": "giotto-sparse",
 }
-SLOW_CASES = {"o3_4096", "clifford_torus_50000"}
+SLOW_CASES = set(LARGE)
 
 
 @functools.cache
@@ -125,15 +109,16 @@ def case_params(names: list[str]) -> list[object]:
 def test_dataset_matches_reference(case: Case, n_threads: int) -> None:
     if case.name in SLOW_CASES and n_threads == 1:
         pytest.skip("slow data set: checked with n_threads=2 only")
-    ref = reference(case, case.reference)
-    assert_same_diagrams(ours(case, n_threads), ref, f"{case.name} (n_threads={n_threads}) vs {case.reference}")
+    engine = REFERENCE.get(case.name, "ripser")
+    ref = reference(case, engine)
+    assert_same_diagrams(ours(case, n_threads), ref, f"{case.name} (n_threads={n_threads}) vs {engine}")
 
 
 @pytest.mark.slow
 @needs_slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize(
-    "case", case_params([n for n, c in CASES.items() if c.reference == "giotto" and n not in SLOW_CASES])
+    "case", case_params([n for n in CASES if REFERENCE.get(n) == "giotto" and n not in SLOW_CASES])
 )
 def test_giotto_reference_equals_ripser_py(case: Case) -> None:
     # Justifies giotto-ph as the CI reference for these cases; ours is compared with ripser.py here too.
