@@ -34,23 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import load_module, pct
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def _broker_module() -> Any:
-    spec = importlib.util.spec_from_file_location("tda_kafka_broker", REPO_ROOT / "infra" / "kafka" / "broker.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["tda_kafka_broker"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+    return load_module("tda_kafka_broker", "infra/kafka/broker.py")
 
 
 def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
@@ -173,7 +164,7 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
         "delivered": len(lat),
         "poll_interval_s": cfg.outbox_poll_s,
         "p50_s": statistics.median(lat),
-        "p95_s": _pct(lat, 0.95),
+        "p95_s": pct(lat, 0.95),
         "max_s": max(lat),
         "mean_s": statistics.fmean(lat),
     }
@@ -230,7 +221,7 @@ def bench_service_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[st
     return {
         "jobs": n_jobs,
         "p50_s": statistics.median(lat),
-        "p95_s": _pct(lat, 0.95),
+        "p95_s": pct(lat, 0.95),
         "max_s": max(lat),
         "mean_s": statistics.fmean(lat),
     }

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import load_module, replace_section
 
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 SECTION_START = "<!-- scale-bench:start -->"
 SECTION_END = "<!-- scale-bench:end -->"
 SERVICE_START = "<!-- scale-service-bench:start -->"
@@ -165,14 +164,9 @@ def _process_tree_sampler(root_pid: int, stop: threading.Event, peaks: dict[int,
 def bench_service_landmarks(
     points: int, n_landmarks: int, maxdim: int, num_cpus: int, workdir: Path, part_mib: float = 4.0
 ) -> dict[str, Any]:
-    import importlib.util
-
     from tda_ray.client import Client
 
-    spec = importlib.util.spec_from_file_location("service_harness", REPO / "tests" / "service_harness.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
+    harness = load_module("service_harness", "tests/service_harness.py")
     path = workdir / f"torus_{points}.npy"
     if not path.exists():
         np.save(path, torus(points))
@@ -395,15 +389,7 @@ def markdown(results: dict[str, Any], cpus: int) -> str:
 
 
 def write_section(text: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
-    body = f"{start}\n{text}{end}\n"
-    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        head, rest = current.split(start, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        current = head + body + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + body
-    BENCHMARKS_MD.write_text(current)
+    replace_section(text, start, end)
 
 
 def main(argv: list[str] | None = None) -> int:

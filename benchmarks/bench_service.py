@@ -17,7 +17,6 @@ folder and measures, from an HTTP client on the same machine:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -32,24 +31,14 @@ from typing import Any
 
 import httpx
 import numpy as np
+from bench_common import load_module, pct, replace_section
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 BEGIN, END = "<!-- service-bench:begin -->", "<!-- service-bench:end -->"
 
 
 def _harness() -> Any:
-    spec = importlib.util.spec_from_file_location("service_harness", REPO_ROOT / "tests" / "service_harness.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["service_harness"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+    return load_module("service_harness", "tests/service_harness.py")
 
 
 def cloud(n: int, seed: int) -> np.ndarray:
@@ -190,14 +179,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def update_benchmarks_md(text: str) -> None:
-    path = REPO_ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc and END in doc:
-        doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END) :]
-    else:
-        doc = doc.rstrip("\n") + f"\n\n## HTTP service (Ray Serve)\n\n{block}\n"
-    path.write_text(doc)
+    replace_section(text, BEGIN, END, heading="## HTTP service (Ray Serve)")
 
 
 def main() -> int:
