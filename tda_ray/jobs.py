@@ -498,8 +498,11 @@ def _run_job(
     except MemoryLimitError as exc:
         st.finish_failure(job_id, attempt, f"memory limit: {exc}")
         return {"job_id": job_id, "outcome": "failed"}
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         st.finish_failure(job_id, attempt, f"invalid input: {exc}")
+        return {"job_id": job_id, "outcome": "failed"}
+    except OSError as exc:  # a landmark job reads the stored cloud itself
+        st.finish_failure(job_id, attempt, f"cannot read point cloud: {exc}")
         return {"job_id": job_id, "outcome": "failed"}
     finally:
         watcher.done.set()

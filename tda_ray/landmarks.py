@@ -222,20 +222,24 @@ class _NpyRowsDatasourceBase:
         return tasks
 
 
+def _npy_rows(fs: pafs.FileSystem, f: _NpyFile, start: int, stop: int) -> npt.NDArray[Any]:
+    """Rows ``start:stop`` of a 2-D ``.npy`` file, read with ranged reads, in the file's dtype."""
+    item = f.dtype.itemsize
+    n = stop - start
+    with fs.open_input_file(f.path) as fh:
+        if not f.fortran:  # row-major: one contiguous byte range
+            buf = fh.read_at(n * f.cols * item, f.offset + start * f.cols * item)
+            return np.frombuffer(buf, dtype=f.dtype).reshape(n, f.cols)
+        arr = np.empty((n, f.cols), dtype=f.dtype)  # column-major: one range per coordinate
+        for j in range(f.cols):
+            buf = fh.read_at(n * item, f.offset + (j * f.rows + start) * item)
+            arr[:, j] = np.frombuffer(buf, dtype=f.dtype)
+        return arr
+
+
 def _npy_range_reader(fs: pafs.FileSystem, f: _NpyFile, start: int, stop: int) -> Callable[[], list[pa.Table]]:
     def read() -> list[pa.Table]:
-        item = f.dtype.itemsize
-        n = stop - start
-        with fs.open_input_file(f.path) as fh:
-            if not f.fortran:  # row-major: one contiguous byte range
-                buf = fh.read_at(n * f.cols * item, f.offset + start * f.cols * item)
-                arr = np.frombuffer(buf, dtype=f.dtype).reshape(n, f.cols)
-            else:  # column-major: one range per coordinate
-                arr = np.empty((n, f.cols), dtype=f.dtype)
-                for j in range(f.cols):
-                    buf = fh.read_at(n * item, f.offset + (j * f.rows + start) * item)
-                    arr[:, j] = np.frombuffer(buf, dtype=f.dtype)
-        return [_coordinate_table(arr)]
+        return [_coordinate_table(_npy_rows(fs, f, start, stop))]
 
     return read
 
@@ -257,6 +261,9 @@ def NpyRowsDatasource(
 
         _DATASOURCE_CLASS = type("NpyRowsDatasource", (_NpyRowsDatasourceBase, Datasource), {})
     return _DATASOURCE_CLASS(paths, filesystem, rows_per_block)
+
+
+_NON_FINITE = "point cloud contains non-finite values (NaN or inf)"
 
 
 def _normalise_block(table: pa.Table, columns: list[str] | None = None) -> pa.Table:
@@ -302,7 +309,7 @@ def _normalise_block(table: pa.Table, columns: list[str] | None = None) -> pa.Ta
             parts.append(col.to_numpy().astype(np.float64, copy=False))
         arr = np.column_stack(parts) if parts else np.zeros((0, 0))
     if arr.size and not np.isfinite(arr).all():
-        raise ValueError("point cloud contains non-finite values (NaN or inf)")
+        raise ValueError(_NON_FINITE)
     return _coordinate_table(arr)
 
 
@@ -464,8 +471,10 @@ def iter_point_blocks(
         if f.lower().endswith(".npy"):
             head = _read_npy_header(fs, f)
             for start in range(0, head.rows, rows_per_block):
-                stop = min(start + rows_per_block, head.rows)
-                yield _block_array(_normalise_block(_npy_range_reader(fs, head, start, stop)()[0]))
+                block = np.asarray(_npy_rows(fs, head, start, min(start + rows_per_block, head.rows)), np.float64)
+                if not np.isfinite(block).all():
+                    raise ValueError(_NON_FINITE)
+                yield block
         else:
             import pyarrow as pa
 

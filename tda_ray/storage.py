@@ -100,7 +100,7 @@ pointclouds = sa.Table(
 )
 
 # Upload sessions: a large cloud sent as numbered parts (each one bounded request), assembled on completion.
-# The parts are blobs under uploads/<id>/; the row says what became of the session.
+# The parts are blobs under upload-sessions/<id>/; the row says what became of the session.
 uploads = sa.Table(
     "uploads",
     metadata,
