@@ -18,9 +18,9 @@ export PIP_NO_INPUT := 1
 
 DEPS_STAMP := $(VENV)/.tda-ray-deps.stamp
 CORE_STAMP := build/.tda-ray-core.stamp
-# Directories are listed too: adding or removing a file changes their mtime. New tda_ray/*.py modules
-# need no reinstall: the editable install maps the package to the source tree.
-CORE_INPUTS := CMakeLists.txt pyproject.toml $(shell find cpp_core 2>/dev/null)
+# Directories are listed too: adding or removing a file changes their mtime. The editable install maps
+# each module of tda_ray/ to the source tree, so a module added or removed (a directory's mtime) reinstalls.
+CORE_INPUTS := CMakeLists.txt pyproject.toml $(shell find cpp_core 2>/dev/null) $(shell find tda_ray -type d -not -name __pycache__ 2>/dev/null)
 
 # Extension point: a fragment mk/NAME.mk adds `SETUP_STEPS += NAME-step` and a rule for it;
 # `make setup` then runs it after the Python setup.
@@ -51,6 +51,7 @@ $(CORE_STAMP): $(DEPS_STAMP) $(CORE_INPUTS)
 	@mkdir -p $(dir $@) && touch $@
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
 
 # The whole stack in the foreground (Kafka broker, Flink job, Ray + Serve on 127.0.0.1:8000);
@@ -59,6 +60,7 @@ run: setup
 	exec $(PY) infra/run_stack.py
 
 lint: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy tda_ray tests $(wildcard benchmarks/*.py)

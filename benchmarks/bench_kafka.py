@@ -45,7 +45,8 @@ def _broker_module() -> Any:
 
 
 def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
-    from tda_ray.streaming import RawEventPublisher, ensure_topics
+    from tda_ray.service.streaming.events import RawEventPublisher
+    from tda_ray.service.streaming.kafka import ensure_topics
 
     ensure_topics(cfg)
     pub = RawEventPublisher(cfg)
@@ -65,16 +66,19 @@ def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
 
 
 def bench_result_messages(cfg: Any, n: int) -> dict[str, Any]:
-    from tda_ray import messages
     from tda_ray.engine import vietoris_rips
-    from tda_ray.streaming import ensure_topics, make_producer
+    from tda_ray.engine.registry import get_algorithm
+    from tda_ray.service.streaming import messages
+    from tda_ray.service.streaming.kafka import ensure_topics, make_producer
 
     ensure_topics(cfg)
     pts = np.random.default_rng(1).normal(size=(200, 3))
     res = vietoris_rips(pts, maxdim=1)
+    summary = get_algorithm("vietoris_rips").summarize(res, pts.shape, 0.0).model_dump()
     msg = messages.build_result_message(
         job_id=uuid.uuid4().hex, pointcloud_id=uuid.uuid4().hex, algorithm="vietoris_rips",
-        params={"maxdim": 1, "threshold": None, "coeff": 2}, diagrams=res.diagrams, finished_at=None, n_points=200,
+        params={"maxdim": 1, "threshold": None, "coeff": 2}, summary=summary, diagrams=res.diagrams,
+        finished_at=None,
     )  # fmt: skip
     value = messages.encode(msg)
     producer = make_producer(cfg)
@@ -99,24 +103,28 @@ def bench_result_messages(cfg: Any, n: int) -> dict[str, Any]:
 def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
     from kafka import KafkaConsumer
 
-    from tda_ray import jobs
-    from tda_ray.engine import vietoris_rips
-    from tda_ray.settings import Settings
-    from tda_ray.streaming import KafkaConfig, OutboxSink, ensure_topics
+    from tda_ray.service.jobs.outbox import open_outbox
+    from tda_ray.service.jobs.task import JobSpec, run_job
+    from tda_ray.service.settings import KafkaSettings, Settings
+    from tda_ray.service.store import Store
+    from tda_ray.service.streaming.kafka import ensure_topics
+    from tda_ray.service.streaming.sink import OutboxSink
 
     tag = uuid.uuid4().hex[:8]
     settings = Settings(
         database_url=f"sqlite:///{workdir / 'bench.db'}",
         storage_root=str(workdir / "storage"),
-        kafka_enabled=True,
-        kafka_bootstrap=bootstrap,
-        kafka_results_topic=f"bench_results_{tag}",
-        kafka_raw_topic=f"bench_raw_{tag}",
-        kafka_stats_topic=f"bench_stats_{tag}",
+        kafka=KafkaSettings(
+            enabled=True,
+            bootstrap=bootstrap,
+            results_topic=f"bench_results_{tag}",
+            raw_topic=f"bench_raw_{tag}",
+            stats_topic=f"bench_stats_{tag}",
+        ),
     ).resolved()
-    cfg = KafkaConfig.from_settings(settings)
+    cfg = settings.kafka
     ensure_topics(cfg)
-    st = jobs.store_for(settings)
+    st = Store(settings.database_url, settings.storage_root)
 
     consumer = KafkaConsumer(cfg.results_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     seen: dict[str, float] = {}
@@ -130,7 +138,7 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    sink = OutboxSink(settings).start()
+    sink = OutboxSink(cfg, open_outbox(settings)).start()
     rng = np.random.default_rng(2)
     ids = []
     try:
@@ -138,11 +146,8 @@ def bench_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[str, Any]:
             pc = st.create_pointcloud(rng.normal(size=(60, 2)), name=None, source="bench")
             job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2})
             (claim,) = [c for c in st.claim_queued("bench", 10) if c.job_id == job.id]
-            # What the job task does (without Ray): engine, result blob, success + outbox row in one transaction.
-            st.start_run(job.id, claim.attempt, pid=os.getpid(), node=None)
-            res = vietoris_rips(st.load_points(pc.id), maxdim=1)
-            key = st.save_result_blob(job.id, claim.attempt, res.diagrams)
-            st.finish_success(job.id, claim.attempt, {"n_points": pc.n_points}, key)
+            # The job task itself, called without Ray: result, success and outbox message in one transaction.
+            run_job(settings, JobSpec(job.id, claim.attempt, pc.id, claim.blob_key, claim.algorithm, claim.params))
             ids.append(job.id)
             time.sleep(0.1)  # jobs finish at a spread of moments relative to the sink's poll
         deadline = time.monotonic() + 60
@@ -179,9 +184,9 @@ def bench_service_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[st
     harness = importlib.import_module("service_harness")  # the tests' launcher of `tda-ray serve`
     ServiceProcess, wait_for = harness.ServiceProcess, harness.wait_for
 
-    from tda_ray.settings import Settings
+    from tda_ray.service.settings import Settings
 
-    topic = Settings().kafka_results_topic
+    topic = Settings().kafka.results_topic
     service = ServiceProcess(workdir / "service", kafka_enabled=True, kafka_bootstrap=bootstrap)
     seen: dict[str, float] = {}
     lat: list[float] = []
@@ -238,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
 
-    from tda_ray.streaming import KafkaConfig
+    from tda_ray.service.settings import KafkaSettings
 
     broker = None
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap = broker.bootstrap
         try:
             tag = uuid.uuid4().hex[:8]
-            cfg = KafkaConfig(
+            cfg = KafkaSettings(
                 bootstrap=bootstrap,
                 raw_topic=f"bench_raw_{tag}",
                 results_topic=f"bench_results_{tag}",

@@ -87,7 +87,7 @@ def _landmark_child(path: str, n_landmarks: int, maxdim: int, num_cpus: int) -> 
     """Runs in a fresh process: the whole landmark job, timed, with per-process peak memory."""
     import ray
 
-    from tda_ray.landmarks import landmark_rips
+    from tda_ray.distributed.landmarks import landmark_rips
 
     sampler = RssSampler()
     sampler.start()
@@ -109,12 +109,12 @@ def _landmark_child(path: str, n_landmarks: int, maxdim: int, num_cpus: int) -> 
         "eps": res.eps,
         "bottleneck_bound": res.bottleneck_bound,
         "bars": [len(d) for d in res.diagrams],
-        "rounds": info["rounds"],
-        "workers": info["workers"],
+        "rounds": info.rounds,
+        "workers": info.workers,
         "ray_start_s": t_ray,
-        "read_s": info["read_s"],
-        "select_s": info["select_s"],
-        "rips_s": info["rips_s"],
+        "read_s": info.read_s,
+        "select_s": info.select_s,
+        "rips_s": info.rips_s,
         "total_s": total,
         "driver_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "shard_peak_mib": [p / MIB for p in shard_peaks],
@@ -286,7 +286,7 @@ def bench_batch(clouds: int, points: int, maxdim: int, num_cpus: int, workdir: P
 
     import ray
 
-    from tda_ray.batch import run_batch
+    from tda_ray.distributed.batch import run_batch
 
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:

@@ -79,9 +79,9 @@ def _reset_peak_rss() -> bool:
 def _load(case: Case) -> Any:
     import numpy as np
 
-    from tda_ray import loaders
+    from tda_ray import io as tio
 
-    X = loaders.load(datasets_dir() / case.file)
+    X = tio.load(datasets_dir() / case.file)
     if case.file == "fractal_r.distance_matrix":
         # Its text rounds entries (asymmetries of 1e-5): every engine gets the same symmetric lower triangle.
         L = np.tril(X, -1)

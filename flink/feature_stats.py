@@ -39,6 +39,43 @@ class FeatureResult:
     total_persistence: tuple[float, ...]
 
 
+DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
+
+# (option, env var, default, type, help); every option can come from its environment variable.
+OPTIONS: list[tuple[str, str, str, type, str]] = [
+    ("--bootstrap", "TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", str, "Kafka bootstrap servers"),
+    # Same variables and defaults as the service's settings (tda_ray/service/settings.py: kafka, flink), so one
+    # environment configures both; tests/test_architecture.py checks the defaults agree.
+    ("--input-topic", "TDA_KAFKA_RESULTS_TOPIC", "tda_feature_results", str, "result messages"),
+    ("--output-topic", "TDA_KAFKA_STATS_TOPIC", "tda_feature_stats", str, "window statistics"),
+    ("--topic-partitions", "TDA_KAFKA_PARTITIONS", "3", int, "partitions of an output topic the job creates"),
+    ("--topic-replication", "TDA_KAFKA_REPLICATION_FACTOR", "1", int, "its replication factor"),
+    ("--dead-letter-topic", "TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq", str,
+     "malformed messages; empty: log only"),
+    ("--group-id", "TDA_FLINK_GROUP_ID", "tda-flink-feature-stats", str,
+     "consumer group; a restarted job resumes from its committed offsets"),
+    ("--window-seconds", "TDA_FLINK_WINDOW_SECONDS", "10", float, "tumbling window size"),
+    ("--out-of-orderness-seconds", "TDA_FLINK_OUT_OF_ORDERNESS_SECONDS", "2", float,
+     "how far Kafka publish times may be out of order within a partition"),
+    ("--idle-close-seconds", "TDA_FLINK_IDLE_CLOSE_SECONDS", "2", float,
+     "wall-clock wait after a window's end before it is reported when no newer result arrives"),
+    ("--dedup-ttl-seconds", "TDA_FLINK_DEDUP_TTL_SECONDS", "3600", int,
+     "how long a job_id is remembered to drop duplicate deliveries; 0 disables"),
+    ("--checkpoint-interval-seconds", "TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS", "5", float,
+     "checkpoints commit the consumed offsets to Kafka"),
+    ("--checkpoint-dir", "TDA_FLINK_CHECKPOINT_DIR", "", str,
+     "durable checkpoint storage URI (file:///..., s3://...); empty: job manager memory"),
+    ("--starting-offsets", "TDA_FLINK_STARTING_OFFSETS", "committed", str,
+     "committed (earliest where the group has none), earliest or latest"),
+    ("--parallelism", "TDA_FLINK_PARALLELISM", "1", int, "operator parallelism"),
+    ("--schema", "TDA_FLINK_SCHEMA", str(DEFAULT_SCHEMA_PATH), str, "JSON Schema of the input messages"),
+    ("--jars", "TDA_FLINK_JARS", DEFAULT_JAR_GLOB, str, "glob of the connector jars (make flink-jars)"),
+    ("--python-executable", "TDA_FLINK_PYTHON", "", str,
+     "interpreter of the Python workers; default: this one when run directly, -pyexec under `flink run`"),
+    ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
+]  # fmt: skip
+
+
 def load_schema(path: Path | str = DEFAULT_SCHEMA_PATH) -> dict[str, Any]:
     """The producer's JSON Schema, read from the repo's schemas/ folder."""
     p = Path(path)

@@ -69,7 +69,6 @@ sys.path.insert(0, str(HERE))  # feature_stats.py beside this file; build() ship
 import feature_stats as fs  # noqa: E402
 
 LOG = logging.getLogger("tda_flink.feature_stats")
-DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
 READY_MARKER = "tda-feature-stats started:"
 SOURCE_IDLENESS_MS = 5000
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
@@ -203,46 +202,12 @@ class WindowedStats(KeyedProcessFunction):
 # --- wiring --------------------------------------------------------------------------------------------------
 
 
-# (option, env var, default, type, help); every option can come from its environment variable.
-OPTIONS: list[tuple[str, str, str, type, str]] = [
-    ("--bootstrap", "TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", str, "Kafka bootstrap servers"),
-    # Same variables as the service's settings (tda_ray/settings.py), so one environment configures both.
-    ("--input-topic", "TDA_KAFKA_RESULTS_TOPIC", "tda_feature_results", str, "result messages"),
-    ("--output-topic", "TDA_KAFKA_STATS_TOPIC", "tda_feature_stats", str, "window statistics"),
-    ("--topic-partitions", "TDA_KAFKA_PARTITIONS", "3", int, "partitions of an output topic the job creates"),
-    ("--topic-replication", "TDA_KAFKA_REPLICATION_FACTOR", "1", int, "its replication factor"),
-    ("--dead-letter-topic", "TDA_FLINK_DEAD_LETTER_TOPIC", "tda_feature_results_dlq", str,
-     "malformed messages; empty: log only"),
-    ("--group-id", "TDA_FLINK_GROUP_ID", "tda-flink-feature-stats", str,
-     "consumer group; a restarted job resumes from its committed offsets"),
-    ("--window-seconds", "TDA_FLINK_WINDOW_SECONDS", "10", float, "tumbling window size"),
-    ("--out-of-orderness-seconds", "TDA_FLINK_OUT_OF_ORDERNESS_SECONDS", "2", float,
-     "how far Kafka publish times may be out of order within a partition"),
-    ("--idle-close-seconds", "TDA_FLINK_IDLE_CLOSE_SECONDS", "2", float,
-     "wall-clock wait after a window's end before it is reported when no newer result arrives"),
-    ("--dedup-ttl-seconds", "TDA_FLINK_DEDUP_TTL_SECONDS", "3600", int,
-     "how long a job_id is remembered to drop duplicate deliveries; 0 disables"),
-    ("--checkpoint-interval-seconds", "TDA_FLINK_CHECKPOINT_INTERVAL_SECONDS", "5", float,
-     "checkpoints commit the consumed offsets to Kafka"),
-    ("--checkpoint-dir", "TDA_FLINK_CHECKPOINT_DIR", "", str,
-     "durable checkpoint storage URI (file:///..., s3://...); empty: job manager memory"),
-    ("--starting-offsets", "TDA_FLINK_STARTING_OFFSETS", "committed", str,
-     "committed (earliest where the group has none), earliest or latest"),
-    ("--parallelism", "TDA_FLINK_PARALLELISM", "1", int, "operator parallelism"),
-    ("--schema", "TDA_FLINK_SCHEMA", str(fs.DEFAULT_SCHEMA_PATH), str, "JSON Schema of the input messages"),
-    ("--jars", "TDA_FLINK_JARS", DEFAULT_JAR_GLOB, str, "glob of the connector jars (make flink-jars)"),
-    ("--python-executable", "TDA_FLINK_PYTHON", "", str,
-     "interpreter of the Python workers; default: this one when run directly, -pyexec under `flink run`"),
-    ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
-]  # fmt: skip
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Windowed topological feature statistics: tda_feature_results -> tda_feature_stats.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for flag, env_var, default, kind, text in OPTIONS:
+    for flag, env_var, default, kind, text in fs.OPTIONS:
         choices = ("committed", "earliest", "latest") if flag == "--starting-offsets" else None
         ap.add_argument(flag, type=kind, default=kind(os.environ.get(env_var, default)), choices=choices,
                         help=f"{text} [{env_var}]")  # fmt: skip

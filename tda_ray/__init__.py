@@ -12,8 +12,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tda_ray.engine import CancelToken, EngineCancelled, MemoryLimitError, PersistenceResult, vietoris_rips
-    from tda_ray.loaders import load
+    from tda_ray.distributed import landmark_rips, run_batch
+    from tda_ray.engine import (
+        CancelToken,
+        EngineCancelled,
+        MemoryLimitError,
+        PersistenceResult,
+        ripser,
+        vietoris_rips,
+    )
+    from tda_ray.io import load
 
 __all__ = [
     "CancelToken",
@@ -21,7 +29,10 @@ __all__ = [
     "MemoryLimitError",
     "PersistenceResult",
     "__version__",
+    "landmark_rips",
     "load",
+    "ripser",
+    "run_batch",
     "vietoris_rips",
 ]
 
@@ -30,8 +41,11 @@ _LAZY = {
     "EngineCancelled": "tda_ray.engine",
     "MemoryLimitError": "tda_ray.engine",
     "PersistenceResult": "tda_ray.engine",
+    "ripser": "tda_ray.engine",
     "vietoris_rips": "tda_ray.engine",
-    "load": "tda_ray.loaders",
+    "load": "tda_ray.io",
+    "landmark_rips": "tda_ray.distributed",
+    "run_batch": "tda_ray.distributed",
 }
 
 

@@ -1,6 +1,7 @@
 """Python client of the tda-ray HTTP API.
 
-Needs only ``httpx``, ``numpy`` and ``tqdm`` (no Ray, no server code)::
+Needs only ``httpx``, ``numpy`` and ``tqdm`` (no Ray, no server code); diagrams are read with
+:mod:`tda_ray.engine.diagrams` (NumPy only) and files told apart by :mod:`tda_ray.io.formats`::
 
     from tda_ray.client import Client
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 import time
@@ -27,21 +27,19 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from tda_ray.engine.diagrams import from_json
+from tda_ray.io.formats import detect_format
+
 __all__ = ["ApiError", "Client", "JobFailed", "Result"]
 
 FINISHED = ("succeeded", "failed", "cancelled")
-_NPY_TYPE = "application/x-npy"
-_PARQUET_TYPE = "application/vnd.apache.parquet"
+_STREAM_TYPES = {"npy": "application/x-npy", "parquet": "application/vnd.apache.parquet"}
+_NPY_TYPE = _STREAM_TYPES["npy"]
 
 
 def _stream_type(filename: str, head: bytes) -> str | None:
     """Content type of a file the server takes as a streamed body (.npy / Parquet), else None."""
-    lower = filename.lower()
-    if lower.endswith(".npy") or head.startswith(b"\x93NUMPY"):
-        return _NPY_TYPE
-    if lower.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
-        return _PARQUET_TYPE
-    return None
+    return _STREAM_TYPES.get(detect_format(filename, head))
 
 
 class ApiError(Exception):
@@ -91,13 +89,9 @@ class Result:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
-        diagrams = [
-            np.array([[b, math.inf if d is None else d] for b, d in dgm], dtype=np.float64).reshape(-1, 2)
-            for dgm in data["diagrams"]
-        ]
         return cls(
             job_id=data["job_id"],
-            diagrams=diagrams,
+            diagrams=from_json(data["diagrams"]),
             betti=list(data["betti"]),
             params=dict(data["params"]),
             n_points=int(data["n_points"]),
@@ -205,7 +199,7 @@ class Client:
                         self._put_part(session["id"], part, chunk)
                         bar.update(len(chunk))
                         part += 1
-                    resp = self._request("POST", f"/v1/uploads/{session['id']}/complete", timeout=slow)
+                    resp = self._complete(session["id"], slow)
                 except BaseException:
                     with contextlib.suppress(Exception):  # best effort: free the parts on the server
                         self._request("DELETE", f"/v1/uploads/{session['id']}")
@@ -214,6 +208,18 @@ class Client:
             bar.close()
         out: dict[str, Any] = resp.json()
         return out
+
+    def _complete(self, upload_id: str, timeout: httpx.Timeout) -> httpx.Response:
+        """Complete a session; a large cloud answers 202 (still completing): poll until it is a point cloud."""
+        resp = self._request("POST", f"/v1/uploads/{upload_id}/complete", timeout=timeout)
+        while resp.status_code == 202:
+            time.sleep(0.5)
+            session = self._request("GET", f"/v1/uploads/{upload_id}").json()
+            if session.get("pointcloud_id"):
+                return self._request("GET", f"/v1/pointclouds/{session['pointcloud_id']}")
+            if session["status"] == "open":  # the completion failed; the session says why
+                raise ApiError(422, session.get("error") or "the upload could not be completed")
+        return resp
 
     def _put_part(self, upload_id: str, part: int, chunk: bytes, attempts: int = 3) -> None:
         for attempt in range(attempts):
@@ -236,30 +242,19 @@ class Client:
         return data
 
     # --- jobs ------------------------------------------------------------------
-    def submit(
-        self,
-        pointcloud: Any,
-        *,
-        maxdim: int = 1,
-        threshold: float | None = None,
-        coeff: int = 2,
-        landmarks: int | str | None = None,
-        algorithm: str = "vietoris_rips",
-    ) -> dict[str, Any]:
+    def submit(self, pointcloud: Any, *, algorithm: str = "vietoris_rips", **params: Any) -> dict[str, Any]:
         """Queue a job on an uploaded cloud (its id) or on an array / file, which is uploaded first.
 
-        ``landmarks``: None for the exact computation, or a count / ``"auto"`` for Rips on greedy max-min
-        landmarks (the result's ``landmarks`` reports the covering radius eps; bottleneck error <= 2 eps).
+        ``params`` are the algorithm's parameters, checked by the server (see ``GET /docs``); for
+        ``vietoris_rips``: ``maxdim``, ``threshold``, ``coeff`` and ``landmarks`` (None for the exact
+        computation, or a count / ``"auto"`` for Rips on greedy max-min landmarks: the result's ``landmarks``
+        reports the covering radius eps; bottleneck error <= 2 eps).
         """
         if isinstance(pointcloud, str) and not os.path.exists(pointcloud):
             pc_id = pointcloud
         else:
             pc_id = self.upload(pointcloud)["id"]
-        body = {
-            "pointcloud_id": pc_id,
-            "algorithm": algorithm,
-            "params": {"maxdim": maxdim, "threshold": threshold, "coeff": coeff, "landmarks": landmarks},
-        }
+        body = {"pointcloud_id": pc_id, "algorithm": algorithm, "params": params}
         data: dict[str, Any] = self._request("POST", "/v1/jobs", json=body).json()
         return data
 
@@ -338,14 +333,12 @@ class Client:
         self,
         points: Any,
         *,
-        maxdim: int = 1,
-        threshold: float | None = None,
-        coeff: int = 2,
-        landmarks: int | str | None = None,
+        algorithm: str = "vietoris_rips",
         timeout: float | None = None,
         progress: bool = False,
+        **params: Any,
     ) -> Result:
-        """Upload, submit, wait and fetch in one call."""
-        job = self.submit(points, maxdim=maxdim, threshold=threshold, coeff=coeff, landmarks=landmarks)
+        """Upload, submit, wait and fetch in one call (``params`` as for :meth:`submit`)."""
+        job = self.submit(points, algorithm=algorithm, **params)
         self.wait(job["id"], timeout=timeout, progress=progress)
         return self.result(job["id"])

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 import ray_clusters
 
-from tda_ray import batch, cli
+from tda_ray import cli
+from tda_ray.distributed import batch, ray_jobs
 from tda_ray.engine import vietoris_rips
 
 pytestmark = [pytest.mark.ray]
@@ -167,14 +168,20 @@ def test_cli_batch(local_ray: None, tmp_path: Path, capsys: pytest.CaptureFixtur
     for argv, needle in [
         (["batch", str(tmp_path / "missing"), "--output", str(out)], "no such file"),
         (["batch", str(tmp_path / "empty"), "--output", str(out)], "no point clouds found"),
-        (["batch", str(tmp_path / "in"), "--output", str(out), "--coeff", "4"], "coeff must be a prime"),
     ]:
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["batch", str(tmp_path / "in"), "--output", str(out), "--threshold", "-1"])
-    assert exc.value.code == 2
+    # Parameters are checked as the arguments are parsed (argparse exits with 2).
+    for argv, needle in [
+        (["--threshold", "-1"], "argument --threshold: must be a non-negative number"),
+        (["--coeff", "4"], "argument --coeff: must be a prime"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["batch", str(tmp_path / "in"), "--output", str(out), *argv])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
 
 
 def test_bad_input_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -190,7 +197,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_entrypoint_quotes_paths() -> None:
-    cmd = batch.batch_entrypoint("/data/my clouds", "s3://b/o.parquet", maxdim=2, threshold=0.5, python="py")
+    cmd = ray_jobs.batch_entrypoint("/data/my clouds", "s3://b/o.parquet", maxdim=2, threshold=0.5, python="py")
     assert cmd.startswith("py -m tda_ray.cli batch '/data/my clouds' --output s3://b/o.parquet --maxdim 2")
     assert "--threshold 0.5" in cmd and cmd.endswith("--address auto")
 
@@ -225,7 +232,7 @@ def test_submit_batch_as_ray_job(tmp_path: Path) -> None:
     port = ray_clusters.free_port()
     log = io.StringIO()
     with ray_clusters.three_node_cluster(dashboard_port=port):
-        submitted = batch.submit_batch(
+        submitted = ray_jobs.submit_batch(
             f"http://{ray_clusters.LOOPBACK}:{port}",
             str(tmp_path / "in"),
             str(out),

@@ -154,7 +154,7 @@ def test_help_lists_subcommands() -> None:
         (("rips", "{good}", "--format", "xyz"), r"argument --format: invalid choice: 'xyz'"),
         (("rips", "{ragged}"), r"ragged\.txt: line 2: expected 2 values"),
         (("rips", "{nan}"), r"nan\.txt: line 1, column 2: non-finite value nan"),
-        (("rips", "{good}", "--coeff", "4"), r"coeff must be a prime"),
+        (("rips", "{good}", "--coeff", "4"), r"argument --coeff: must be a prime"),
         (("rips", "{good}", "--maxdim", "-1"), r"argument --maxdim: must be >= 0"),
         (("rips", "{good}", "--threshold", "-2"), r"argument --threshold: must be a non-negative number"),
         (("rips", "{good}", "--threads", "0"), r"argument --threads: must be >= 1"),
@@ -259,7 +259,7 @@ def test_shared_sphere_matches_ripser() -> None:
     doc = json.loads(proc.stdout)
     assert doc["n_points"] == 192 and len(doc["diagrams"]) == 3
 
-    from tda_ray.loaders import load
+    from tda_ray.io import load
 
     ref = ripser.ripser(load(path), distance_matrix=True, maxdim=2)["dgms"]
     for dim, (got, want) in enumerate(zip(doc["diagrams"], ref, strict=True)):

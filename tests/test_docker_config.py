@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tda_ray.settings import Settings
+from tda_ray.service.settings import Settings
 
 yaml = pytest.importorskip("yaml")
 
@@ -82,23 +82,23 @@ def test_replication_strategy_on_the_cluster(compose):
     app = _env(compose["services"]["ray-head"])
     assert int(app["TDA_KAFKA_REPLICATION_FACTOR"]) == 3
     assert int(app["TDA_KAFKA_MIN_INSYNC_REPLICAS"]) == 2
-    assert int(app["TDA_KAFKA_PARTITIONS"]) >= Settings().kafka_partitions >= 3
+    assert int(app["TDA_KAFKA_PARTITIONS"]) >= Settings().kafka.partitions >= 3
     assert app["TDA_KAFKA_ENABLED"] == "true"
 
 
 def test_app_settings_names_and_topics_match_the_settings(compose):
-    fields = set(Settings.model_fields)
+    names = Settings.env_names()
     defaults = Settings()
     for name in ("ray-head", "ray-worker"):
         env = _env(compose["services"][name])
         for key in env:
             if key.startswith("TDA_"):
-                assert key[4:].lower() in fields, f"{name}: {key} is not a setting"
-        assert env["TDA_KAFKA_RAW_TOPIC"] == defaults.kafka_raw_topic == "raw_data_events"
-        assert env["TDA_KAFKA_RESULTS_TOPIC"] == defaults.kafka_results_topic == "tda_feature_results"
-        assert env["TDA_KAFKA_STATS_TOPIC"] == defaults.kafka_stats_topic == "tda_feature_stats"
+                assert key in names, f"{name}: {key} is not a setting"
+        assert env["TDA_KAFKA_RAW_TOPIC"] == defaults.kafka.raw_topic == "raw_data_events"
+        assert env["TDA_KAFKA_RESULTS_TOPIC"] == defaults.kafka.results_topic == "tda_feature_results"
+        assert env["TDA_KAFKA_STATS_TOPIC"] == defaults.kafka.stats_topic == "tda_feature_stats"
         # Every broker, on the port the local default bootstrap uses.
-        local_port = defaults.kafka_bootstrap.rsplit(":", 1)[1]
+        local_port = defaults.kafka.bootstrap.rsplit(":", 1)[1]
         servers = env["TDA_KAFKA_BOOTSTRAP"].split(",")
         assert sorted(s.split(":")[0] for s in servers) == sorted(_kafka_services(compose))
         assert {s.split(":")[1] for s in servers} == {local_port}
@@ -113,7 +113,7 @@ def test_host_ports_bind_loopback_and_match_local_ports(compose):
             published[(name, int(container_port))] = int(host_port_s)
     settings = Settings()
     assert published[("ray-head", settings.port)] == settings.port  # the API on the same port as `make run`
-    local_kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    local_kafka_port = int(settings.kafka.bootstrap.rsplit(":", 1)[1])
     host_kafka_ports = [p for (n, _), p in published.items() if n.startswith("kafka-")]
     assert local_kafka_port in host_kafka_ports
     assert len(set(host_kafka_ports)) == 3

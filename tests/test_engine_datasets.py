@@ -17,7 +17,7 @@ import pytest
 from engine_compare import DATASETS, Diagrams, assert_same_diagrams, euclidean_matrix, giotto_ph, normalize, ripser_py
 from vr_cases import CASES, LARGE, Case
 
-from tda_ray import loaders
+from tda_ray import io as tio
 from tda_ray.engine import vietoris_rips
 
 SLOW = os.environ.get("TDA_SLOW") == "1"
@@ -41,7 +41,7 @@ def load_input(file: str) -> npt.NDArray[np.float64]:
     path = DATASETS / file
     if not path.exists():
         pytest.skip(f"shared data set {path} absent (set TDA_DATASETS or provide ../shared/datasets)")
-    X = loaders.load(path)
+    X = tio.load(path)
     if file == "fractal_r.distance_matrix":
         # The text rounds entries (asymmetries of 1e-5): every engine gets the same symmetric lower triangle.
         L = np.tril(X, -1)

@@ -97,15 +97,16 @@ def test_parser_extracts_the_summaries(parser: Any) -> None:
 
 
 def test_parser_accepts_the_producers_message(parser: Any) -> None:
-    messages = pytest.importorskip("tda_ray.messages")  # the producer side's builder (tda_ray, not flink/)
+    # The producer side's builder (tda_ray, not flink/).
+    messages = pytest.importorskip("tda_ray.service.streaming.messages")
     msg = messages.build_result_message(
         job_id="j-2",
         pointcloud_id="pc-1",
         algorithm="vietoris_rips",
         params={"maxdim": 1, "threshold": None, "coeff": 2},
+        summary={"n_points": 3, "betti": [1, 0], "n_pairs": [2, 1], "total_persistence": [1.0, 0.25]},
         diagrams=[[[0.0, 1.0], [0.0, None]], [[0.5, 0.75]]],
         finished_at=datetime(2027, 1, 15, 8, 0, 0, tzinfo=timezone.utc),
-        n_points=3,
     )
     r = parser.parse(messages.encode(msg))
     assert r.n_features == (2, 1)

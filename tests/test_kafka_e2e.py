@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from service_harness import ServiceProcess, wait_for
 
-from tda_ray import messages
+from tda_ray.service.streaming import messages
 
 pytestmark = [pytest.mark.kafka, pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -92,11 +92,11 @@ def test_health_reports_the_broker(server):
 
 
 def test_topics_exist_with_the_configured_partitions(server):
-    from tda_ray.settings import Settings
-    from tda_ray.streaming import KafkaConfig, partition_counts
+    from tda_ray.service.settings import KafkaSettings
+    from tda_ray.service.streaming.kafka import partition_counts, topic_specs
 
-    cfg = KafkaConfig.from_settings(Settings(kafka_bootstrap=server.broker.bootstrap))
-    names = [t.name for t in cfg.topics()]
+    cfg = KafkaSettings(bootstrap=server.broker.bootstrap)
+    names = [t.name for t in topic_specs(cfg)]
     assert names == [RAW, RESULTS, "tda_feature_stats"]
     assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tda_ray import messages
 from tda_ray.engine import vietoris_rips
+from tda_ray.engine.registry import get_algorithm
+from tda_ray.service.http.models import EventsRequest
+from tda_ray.service.streaming import messages
 
 
 def _circle(n: int = 40, seed: int = 0):
@@ -19,17 +21,19 @@ def _circle(n: int = 40, seed: int = 0):
     return np.c_[np.cos(t), np.sin(t)] + rng.normal(0, 0.02, (n, 2))
 
 
-def _message(**kw):
+def _message(landmarks=None, **kw):
     pts = _circle()
     res = vietoris_rips(pts, maxdim=1)
+    summary = get_algorithm("vietoris_rips").summarize(res, pts.shape, 0.01).model_dump()
+    summary["landmarks"] = landmarks
     args: dict = {
         "job_id": "a" * 32,
         "pointcloud_id": "b" * 32,
         "algorithm": "vietoris_rips",
         "params": {"maxdim": 1, "threshold": None, "coeff": 2},
+        "summary": summary,
         "diagrams": res.diagrams,
         "finished_at": "2026-01-02T03:04:05+00:00",
-        "n_points": len(pts),
     }
     args.update(kw)
     return messages.build_result_message(**args), res
@@ -87,9 +91,10 @@ def test_invalid_messages_are_rejected_with_the_field_named(mutate, where):
 
 
 def test_nan_in_a_diagram_is_refused():
+    summary = {"betti": [0], "n_pairs": [1], "total_persistence": [0.0]}
     with pytest.raises(ValueError, match="NaN"):
         messages.build_result_message(
-            job_id="j", pointcloud_id=None, algorithm="vietoris_rips", params={"maxdim": 0},
+            job_id="j", pointcloud_id=None, algorithm="vietoris_rips", params={"maxdim": 0}, summary=summary,
             diagrams=[np.array([[0.0, np.nan]])], finished_at=None,
         )  # fmt: skip
 
@@ -113,7 +118,7 @@ def test_oversized_result_keeps_most_persistent_pairs():
 
 
 def test_raw_event_model_and_message():
-    body = messages.EventsRequest.model_validate(
+    body = EventsRequest.model_validate(
         {"events": [{"source_id": "s-1", "values": [1.0, 2.5], "attributes": {"unit": "m", "ok": True}}]}
     )
     msg = messages.build_raw_event(body.events[0].model_dump())
@@ -139,7 +144,7 @@ def test_raw_event_model_and_message():
 )
 def test_raw_event_model_rejects_bad_input(bad):
     with pytest.raises(ValidationError):
-        messages.EventsRequest.model_validate(bad)
+        EventsRequest.model_validate(bad)
 
 
 def test_landmark_jobs_carry_eps_and_the_bound():

@@ -7,7 +7,6 @@ schema; a broker outage during jobs loses nothing; a new sink resumes what an ol
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from datetime import datetime
@@ -16,10 +15,14 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tda_ray import jobs, messages, storage
-from tda_ray.engine import vietoris_rips
-from tda_ray.settings import Settings
-from tda_ray.streaming import KafkaConfig, OutboxSink, ensure_topics
+from tda_ray.service.jobs.outbox import open_outbox
+from tda_ray.service.jobs.task import JobSpec, run_job
+from tda_ray.service.settings import KafkaSettings, Settings
+from tda_ray.service.store import JobStatus, Store
+from tda_ray.service.store.tables import outbox
+from tda_ray.service.streaming import messages
+from tda_ray.service.streaming.kafka import ensure_topics, topic_specs
+from tda_ray.service.streaming.sink import OutboxSink
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -29,28 +32,36 @@ def _settings(tmp_path, bootstrap: str) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'tda.db'}",
         storage_root=str(tmp_path / "storage"),
-        kafka_enabled=True,
-        kafka_bootstrap=bootstrap,
-        kafka_raw_topic=f"raw_{tag}",
-        kafka_results_topic=f"results_{tag}",
-        kafka_stats_topic=f"stats_{tag}",
+        kafka=KafkaSettings(
+            enabled=True,
+            bootstrap=bootstrap,
+            raw_topic=f"raw_{tag}",
+            results_topic=f"results_{tag}",
+            stats_topic=f"stats_{tag}",
+        ),
         progress_interval_s=0.05,
     ).resolved()
 
 
+def _store(settings: Settings) -> Store:
+    return Store(settings.database_url, settings.storage_root)
+
+
+def _sink(settings: Settings) -> OutboxSink:
+    return OutboxSink(settings.kafka, open_outbox(settings)).start()
+
+
 def _finish_jobs(settings: Settings, n: int, seed: int = 0) -> list[str]:
-    """Record n real jobs as the job task does: engine result, blob, then success + outbox row in one go."""
-    st = jobs.store_for(settings)
+    """Run n real jobs through the job task itself (called in-process): result, success and message at once."""
+    st = _store(settings)
     rng = np.random.default_rng(seed)
     ids = []
     for _ in range(n):
         pc = st.create_pointcloud(rng.normal(size=(30, 2)), name=None, source="test")
-        job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2})
+        job = st.create_job(pc.id, "vietoris_rips", {"maxdim": 1, "threshold": None, "coeff": 2, "landmarks": None})
         (claim,) = [c for c in st.claim_queued("test-dispatcher", 10) if c.job_id == job.id]
-        assert st.start_run(job.id, claim.attempt, pid=os.getpid(), node=None)
-        res = vietoris_rips(st.load_points(pc.id), maxdim=1)
-        key = st.save_result_blob(job.id, claim.attempt, res.diagrams)
-        assert st.finish_success(job.id, claim.attempt, {"n_points": pc.n_points}, key)
+        spec = JobSpec(job.id, claim.attempt, pc.id, claim.blob_key, claim.algorithm, claim.params)
+        assert run_job(settings, spec)["outcome"] == "succeeded"
         ids.append(job.id)
     return ids
 
@@ -63,7 +74,7 @@ def _by_key(records) -> dict[str, list]:
 
 
 def _pending(settings: Settings) -> list[str]:
-    return [r.job_id for r in jobs.store_for(settings).pending_outbox(limit=1000)]
+    return [r.job_id for r in _store(settings).pending_outbox(limit=1000)]
 
 
 def _wait(cond, timeout_s: float, what: str) -> None:
@@ -77,9 +88,9 @@ def _wait(cond, timeout_s: float, what: str) -> None:
 
 def test_finished_jobs_are_published_keyed_by_job_id(tmp_path, kafka_broker, kafka_consume):
     settings = _settings(tmp_path, kafka_broker.bootstrap)
-    cfg = KafkaConfig.from_settings(settings)
+    cfg = settings.kafka
     ensure_topics(cfg)
-    sink = OutboxSink(settings).start()
+    sink = _sink(settings)
     try:
         ids = _finish_jobs(settings, 3)
         records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(_by_key(r)) >= 3)
@@ -88,7 +99,7 @@ def test_finished_jobs_are_published_keyed_by_job_id(tmp_path, kafka_broker, kaf
         sink.stop()
     by_key = _by_key(records)
     assert set(by_key) == set(ids)
-    st = jobs.store_for(settings)
+    st = _store(settings)
     for job_id in ids:
         msg = json.loads(by_key[job_id][0].value)
         messages.validate_result_message(msg)
@@ -110,16 +121,16 @@ def test_finished_jobs_are_published_keyed_by_job_id(tmp_path, kafka_broker, kaf
 def test_broker_outage_loses_nothing(tmp_path, kafka_broker_factory, kafka_consume):
     broker = kafka_broker_factory()
     settings = _settings(tmp_path, broker.bootstrap)
-    cfg = KafkaConfig.from_settings(settings)
+    cfg = settings.kafka
     ensure_topics(cfg)
-    sink = OutboxSink(settings).start()
+    sink = _sink(settings)
     try:
         before = _finish_jobs(settings, 2, seed=1)
         _wait(lambda: not _pending(settings), 30, "the first jobs to be published")
 
         broker.stop()
         during = _finish_jobs(settings, 4, seed=2)  # jobs still succeed while Kafka is down
-        assert all(jobs.store_for(settings).get_job(j).status == storage.SUCCEEDED for j in during)
+        assert all(_store(settings).get_job(j).status == JobStatus.SUCCEEDED.value for j in during)
         _wait(lambda: sink.status()["state"] == "down", 60, "the sink to notice the outage")
         assert set(_pending(settings)) == set(during)
 
@@ -137,9 +148,9 @@ def test_broker_outage_loses_nothing(tmp_path, kafka_broker_factory, kafka_consu
 
 def test_new_sink_resumes_the_outbox(tmp_path, kafka_broker, kafka_consume):
     settings = _settings(tmp_path, kafka_broker.bootstrap)
-    cfg = KafkaConfig.from_settings(settings)
+    cfg = settings.kafka
     ensure_topics(cfg)
-    first = OutboxSink(settings).start()
+    first = _sink(settings)
     ids = _finish_jobs(settings, 1, seed=3)
     _wait(lambda: not _pending(settings), 30, "the first sink to publish")
     first.stop()
@@ -147,7 +158,7 @@ def test_new_sink_resumes_the_outbox(tmp_path, kafka_broker, kafka_consume):
     later = _finish_jobs(settings, 3, seed=4)  # no sink running: rows wait
     time.sleep(0.5)
     assert set(_pending(settings)) == set(later)
-    second = OutboxSink(settings).start()
+    second = _sink(settings)
     try:
         _wait(lambda: not _pending(settings), 30, "the second sink to resume")
     finally:
@@ -159,15 +170,15 @@ def test_new_sink_resumes_the_outbox(tmp_path, kafka_broker, kafka_consume):
 def test_redelivery_is_a_same_key_duplicate(tmp_path, kafka_broker, kafka_consume):
     """At-least-once: a row published again (ack lost before the store was updated) repeats key and content."""
     settings = _settings(tmp_path, kafka_broker.bootstrap)
-    cfg = KafkaConfig.from_settings(settings)
+    cfg = settings.kafka
     ensure_topics(cfg)
-    sink = OutboxSink(settings).start()
+    sink = _sink(settings)
     try:
         (job_id,) = _finish_jobs(settings, 1, seed=5)
         _wait(lambda: not _pending(settings), 30, "publication")
-        st = jobs.store_for(settings)
+        st = _store(settings)
         with st.engine.begin() as conn:  # what a crash between the ack and the store update leaves behind
-            conn.execute(sa.update(storage.outbox).values(published_at=None))
+            conn.execute(sa.update(outbox).values(published_at=None))
         sink.notify()
         records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(r) >= 2)
     finally:
@@ -179,13 +190,13 @@ def test_redelivery_is_a_same_key_duplicate(tmp_path, kafka_broker, kafka_consum
 
 
 def test_sink_started_before_the_broker_creates_topics_and_catches_up(tmp_path, kafka_broker_factory, kafka_consume):
-    from tda_ray.streaming import partition_counts
+    from tda_ray.service.streaming.kafka import partition_counts
 
     broker = kafka_broker_factory()
     broker.stop()  # Kafka is down when the service (and its sink) start
     settings = _settings(tmp_path, broker.bootstrap)
-    cfg = KafkaConfig.from_settings(settings)
-    sink = OutboxSink(settings).start()
+    cfg = settings.kafka
+    sink = _sink(settings)
     try:
         ids = _finish_jobs(settings, 2, seed=6)
         _wait(lambda: sink.status()["state"] == "down", 30, "the sink to report the broker down")
@@ -194,7 +205,7 @@ def test_sink_started_before_the_broker_creates_topics_and_catches_up(tmp_path, 
         _wait(lambda: not _pending(settings), 90, "the outbox to drain")
     finally:
         sink.stop()
-    names = [t.name for t in cfg.topics()]
+    names = [t.name for t in topic_specs(cfg)]
     assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
     records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(_by_key(r)) >= 2)
     assert set(_by_key(records)) == set(ids)

@@ -6,22 +6,29 @@ import threading
 import uuid
 
 import pytest
+from pydantic import ValidationError
 
-from tda_ray.settings import Settings
-from tda_ray.streaming import KafkaConfig, KafkaUnavailable, ensure_topics, partition_counts, topic_configs
+from tda_ray.service.settings import KafkaSettings, Settings
+from tda_ray.service.streaming.kafka import (
+    KafkaUnavailable,
+    ensure_topics,
+    partition_counts,
+    topic_configs,
+    topic_specs,
+)
 
 pytestmark = pytest.mark.kafka
 
 
-def _cfg(bootstrap: str, **kw) -> KafkaConfig:
+def _cfg(bootstrap: str, **kw) -> KafkaSettings:
     # Unique names: the session broker is shared with other tests.
     tag = uuid.uuid4().hex[:8]
     names = {"raw_topic": f"raw_{tag}", "results_topic": f"results_{tag}", "stats_topic": f"stats_{tag}"}
-    return KafkaConfig(bootstrap=bootstrap, **{**names, **kw})
+    return KafkaSettings(bootstrap=bootstrap, **{**names, **kw})
 
 
 def test_settings_give_the_documented_topics():
-    cfg = KafkaConfig.from_settings(Settings(kafka_bootstrap="127.0.0.1:1"))
+    cfg = Settings(kafka=KafkaSettings(bootstrap="127.0.0.1:1")).kafka
     assert (cfg.raw_topic, cfg.results_topic, cfg.stats_topic) == (
         "raw_data_events",
         "tda_feature_results",
@@ -29,28 +36,28 @@ def test_settings_give_the_documented_topics():
     )
     assert cfg.partitions >= 3
     assert cfg.bootstrap == "127.0.0.1:1"
-    keys = {t.name: t.key for t in cfg.topics()}
+    keys = {t.name: t.key for t in topic_specs(cfg)}
     assert keys["raw_data_events"] == "source_id"
     assert keys["tda_feature_results"] == "job_id"
 
 
 def test_default_bootstrap_is_local(monkeypatch):
     monkeypatch.delenv("TDA_KAFKA_BOOTSTRAP", raising=False)
-    assert KafkaConfig.from_settings(Settings()).bootstrap == "127.0.0.1:9092"
+    assert Settings().kafka.bootstrap == "127.0.0.1:9092"
     monkeypatch.setenv("TDA_KAFKA_BOOTSTRAP", "127.0.0.1:19999")
-    assert KafkaConfig.from_settings(Settings()).bootstrap == "127.0.0.1:19999"
+    assert Settings().kafka.bootstrap == "127.0.0.1:19999"
 
 
 def test_min_isr_above_replication_is_refused():
-    with pytest.raises(ValueError, match=r"min.insync.replicas"):
-        KafkaConfig(replication_factor=1, min_insync_replicas=2)
-    with pytest.raises(ValueError, match="partitions"):
-        KafkaConfig(partitions=0)
+    with pytest.raises(ValidationError, match=r"min.insync.replicas"):
+        KafkaSettings(replication_factor=1, min_insync_replicas=2)
+    with pytest.raises(ValidationError, match="partitions"):
+        KafkaSettings(partitions=0)
 
 
 def test_ensure_topics_creates_with_strategy_and_is_idempotent(kafka_broker):
     cfg = _cfg(kafka_broker.bootstrap, partitions=4)
-    names = [t.name for t in cfg.topics()]
+    names = [t.name for t in topic_specs(cfg)]
     assert ensure_topics(cfg) == dict.fromkeys(names, "created")
     assert ensure_topics(cfg) == dict.fromkeys(names, "exists")
     assert partition_counts(cfg, names) == dict.fromkeys(names, 4)
@@ -92,13 +99,13 @@ def test_ensure_topics_concurrent_callers_agree(kafka_broker):
 def test_ensure_topics_grows_partitions(kafka_broker):
     cfg = _cfg(kafka_broker.bootstrap, partitions=3)
     ensure_topics(cfg)
-    bigger = KafkaConfig(**{**cfg.__dict__, "partitions": 5})
+    bigger = cfg.model_copy(update={"partitions": 5})
     out = ensure_topics(bigger)
     assert set(out.values()) == {"grown"}
-    assert set(partition_counts(bigger, [t.name for t in bigger.topics()]).values()) == {5}
+    assert set(partition_counts(bigger, [t.name for t in topic_specs(bigger)]).values()) == {5}
 
 
 def test_ensure_topics_without_broker_fails_clearly(broker_module):
-    cfg = KafkaConfig(bootstrap=f"127.0.0.1:{broker_module.free_port()}", request_timeout_ms=500)
+    cfg = KafkaSettings(bootstrap=f"127.0.0.1:{broker_module.free_port()}", request_timeout_ms=500)
     with pytest.raises(KafkaUnavailable, match="could not create Kafka topics"):
         ensure_topics(cfg, timeout_s=1.5)

@@ -17,8 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 import ray_clusters
 
-from tda_ray import landmarks as lm
+from tda_ray.distributed import landmarks as lm
+from tda_ray.distributed.sampling import farthest_point_sample
 from tda_ray.engine import CancelToken, EngineCancelled, vietoris_rips
+from tda_ray.engine.params import AUTO_LANDMARKS, RipsParams
+from tda_ray.io.blocks import SourceInfo, probe_source
 
 pytestmark = [pytest.mark.ray]
 
@@ -80,13 +83,16 @@ def torus_cloud(n: int, seed: int) -> np.ndarray:
 # --------------------------------------------------------------------------- parameters
 
 
-def test_resolve_landmarks() -> None:
-    assert [lm.resolve_landmarks("auto", k) for k in range(5)] == [*lm.AUTO_LANDMARKS, lm.AUTO_LANDMARKS[-1]]
-    assert lm.resolve_landmarks(" AUTO ", 1) == lm.AUTO_LANDMARKS[1]
-    assert lm.resolve_landmarks(np.int64(7), 1) == 7
-    for bad in (0, -3, 2.5, True, "many", None):
+def test_landmark_counts() -> None:
+    auto = [RipsParams.parse(landmarks="auto", maxdim=k).landmark_count() for k in range(5)]
+    assert auto == [*AUTO_LANDMARKS, AUTO_LANDMARKS[-1]]
+    assert RipsParams.parse(landmarks=" AUTO ", maxdim=1).landmark_count() == AUTO_LANDMARKS[1]
+    assert RipsParams.parse(landmarks=np.int64(7)).landmark_count() == 7
+    assert RipsParams.parse(landmarks=700).landmark_count(n_points=300) == 300
+    assert RipsParams.parse().landmark_count() is None
+    for bad in (0, -3, 2.5, True, "many"):
         with pytest.raises(ValueError, match="landmarks must be a positive integer or 'auto'"):
-            lm.resolve_landmarks(bad, 1)
+            RipsParams.parse(landmarks=bad)
 
 
 # --------------------------------------------------------------------------- exactness of the selection
@@ -97,7 +103,7 @@ def test_selection_equals_sequential_greedy(
     local_ray: None, n: int, dim: int, k: int, candidates: int, workers: int
 ) -> None:
     X = np.random.default_rng(n).normal(size=(n, dim))
-    sample = lm.farthest_point_sample(X, k, candidates=candidates, n_workers=workers, rows_per_block=400)
+    sample = farthest_point_sample(X, k, candidates=candidates, n_workers=workers, rows_per_block=400)
     ref, ref_eps = greedy_reference(X, k)
     np.testing.assert_array_equal(sample.landmarks, ref)
     assert sample.eps == ref_eps
@@ -110,7 +116,7 @@ def test_selection_equals_sequential_greedy(
 def test_duplicates_stop_when_everything_is_covered(local_ray: None) -> None:
     base = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     X = np.repeat(base, 50, axis=0)
-    sample = lm.farthest_point_sample(X, 10, n_workers=2, rows_per_block=30)
+    sample = farthest_point_sample(X, 10, n_workers=2, rows_per_block=30)
     assert sample.n_landmarks == 4 and sample.eps == 0.0
     np.testing.assert_array_equal(np.unique(sample.landmarks, axis=0), np.unique(base, axis=0))
 
@@ -139,25 +145,25 @@ def test_sources_give_the_same_landmarks(local_ray: None, tmp_path: Path) -> Non
         (str(tmp_path / "cols.pq"), ["x", "y", "z"]),
         (str(tmp_path / "list.parquet"), None),
     ]:
-        s = lm.farthest_point_sample(source, 50, columns=cols, rows_per_block=700)
+        s = farthest_point_sample(source, 50, columns=cols, rows_per_block=700)
         np.testing.assert_array_equal(s.landmarks, ref, err_msg=str(source))
         assert s.eps == ref_eps and s.n_points == 5000
 
-    s32 = lm.farthest_point_sample(str(tmp_path / "f32.npy"), 50)
+    s32 = farthest_point_sample(str(tmp_path / "f32.npy"), 50)
     np.testing.assert_array_equal(s32.landmarks, greedy_reference(X.astype(np.float32).astype(np.float64), 50)[0])
 
 
 def test_probe_source_reads_headers_only(tmp_path: Path) -> None:
     X = np.zeros((1234, 4))
     np.save(tmp_path / "a.npy", X)
-    assert lm.probe_source(tmp_path / "a.npy") == lm.SourceInfo(1234, 4, "npy", 1)
+    assert probe_source(tmp_path / "a.npy") == SourceInfo(1234, 4, "npy", 1)
     pq.write_table(pa.table({"p": X.tolist()}), tmp_path / "l.parquet")
-    assert lm.probe_source(tmp_path / "l.parquet") == lm.SourceInfo(1234, 4, "parquet", 1)
+    assert probe_source(tmp_path / "l.parquet") == SourceInfo(1234, 4, "parquet", 1)
     pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1]}), tmp_path / "c.parquet")
-    assert lm.probe_source(tmp_path / "c.parquet").dim == 2
+    assert probe_source(tmp_path / "c.parquet").dim == 2
     (tmp_path / "t.txt").write_text("1 2\n")
     with pytest.raises(ValueError, match=r"expected \.npy or Parquet"):
-        lm.probe_source(tmp_path / "t.txt")
+        probe_source(tmp_path / "t.txt")
 
 
 def test_bad_sources_fail_clearly(local_ray: None, tmp_path: Path) -> None:
@@ -165,22 +171,22 @@ def test_bad_sources_fail_clearly(local_ray: None, tmp_path: Path) -> None:
     X[217, 1] = np.nan
     np.save(tmp_path / "nan.npy", X)
     with pytest.raises(ValueError, match="NaN or inf"):
-        lm.farthest_point_sample(str(tmp_path / "nan.npy"), 10, rows_per_block=100)
+        farthest_point_sample(str(tmp_path / "nan.npy"), 10, rows_per_block=100)
     np.save(tmp_path / "cube.npy", np.zeros((4, 4, 4)))
     with pytest.raises(ValueError, match="2-D array"):
-        lm.farthest_point_sample(str(tmp_path / "cube.npy"), 10)
+        farthest_point_sample(str(tmp_path / "cube.npy"), 10)
     with pytest.raises(FileNotFoundError):
-        lm.farthest_point_sample(str(tmp_path / "missing.npy"), 10)
+        farthest_point_sample(str(tmp_path / "missing.npy"), 10)
     (tmp_path / "d.lower_distance_matrix").write_text("\n1\n2,3\n")
     with pytest.raises(ValueError, match="distance matrix"):
-        lm.farthest_point_sample(str(tmp_path / "d.lower_distance_matrix"), 2)
+        farthest_point_sample(str(tmp_path / "d.lower_distance_matrix"), 2)
     pq.write_table(pa.table({"x": [1.0], "name": ["a"]}), tmp_path / "mixed.parquet")
     with pytest.raises(ValueError, match="type string"):
-        lm.farthest_point_sample(str(tmp_path / "mixed.parquet"), 2)
+        farthest_point_sample(str(tmp_path / "mixed.parquet"), 2)
     with pytest.raises(ValueError, match="no column"):
-        lm.farthest_point_sample(str(tmp_path / "mixed.parquet"), 2, columns=["y"])
+        farthest_point_sample(str(tmp_path / "mixed.parquet"), 2, columns=["y"])
     with pytest.raises(ValueError, match="non-empty"):
-        lm.farthest_point_sample(np.zeros((0, 3)), 2)
+        farthest_point_sample(np.zeros((0, 3)), 2)
     with pytest.raises(ValueError, match="maxdim"):
         lm.landmark_rips(np.zeros((5, 2)), 3, maxdim=-1)
 
@@ -211,7 +217,7 @@ def test_landmark_diagram_within_two_eps_of_the_exact_one(local_ray: None) -> No
         body = res.to_json_dict()
         assert body["n_points"] == 900 and body["landmarks"]["count"] == k
         assert body["landmarks"]["bottleneck_bound"] == pytest.approx(2 * res.eps)
-        assert res.result.extras["landmarks"]["eps"] == res.eps
+        assert res.result.extras["landmarks"].eps == res.eps
 
 
 @pytest.mark.slow
@@ -252,7 +258,7 @@ def test_cli_rips_with_landmarks(local_ray: None, tmp_path: Path, capsys: pytest
 
     assert cli.main(["rips", str(tmp_path / "t.npy"), "--landmarks", "auto", "--maxdim", "0"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"# {min(3000, lm.AUTO_LANDMARKS[0])} landmarks of 3000 points, covering radius eps")
+    assert out.startswith(f"# {min(3000, AUTO_LANDMARKS[0])} landmarks of 3000 points, covering radius eps")
 
     (tmp_path / "d.distance_matrix").write_text("0 1\n1 0\n")
     assert cli.main(["rips", str(tmp_path / "d.distance_matrix"), "--landmarks", "5"]) == 2

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tda_ray import loaders
+from tda_ray import io as tio
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TDA_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -55,13 +55,13 @@ def random_distances(n: int, seed: int = 0) -> np.ndarray:
     ids=["spaces", "tabs", "commas", "comma-spaces", "trailing-commas", "comments-blank", "crlf", "bom"],
 )
 def test_point_cloud_separators(tmp_path: Path, text: str) -> None:
-    arr = loaders.load_point_cloud(write(tmp_path, "pc.txt", text))
+    arr = tio.load_point_cloud(write(tmp_path, "pc.txt", text))
     assert arr.dtype == np.float64 and arr.flags.c_contiguous
     np.testing.assert_array_equal(arr, [[1, 2, 3], [4, 5, 6]])
 
 
 def test_point_cloud_single_column_is_one_dimensional_points(tmp_path: Path) -> None:
-    arr = loaders.load_point_cloud(write(tmp_path, "pc.txt", "0.5\n1.5\n-2\n"))
+    arr = tio.load_point_cloud(write(tmp_path, "pc.txt", "0.5\n1.5\n-2\n"))
     assert arr.shape == (3, 1)
 
 
@@ -73,7 +73,7 @@ def test_point_cloud_single_column_is_one_dimensional_points(tmp_path: Path) -> 
 def test_point_cloud_round_trip(tmp_path_factory: pytest.TempPathFactory, arr: np.ndarray, sep: str) -> None:
     path = tmp_path_factory.mktemp("rt") / "pc.txt"
     path.write_text("\n".join(sep.join(repr(float(v)) for v in row) for row in arr) + "\n")
-    np.testing.assert_array_equal(loaders.load(path, "point-cloud"), arr)
+    np.testing.assert_array_equal(tio.load(path, "point-cloud"), arr)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_point_cloud_round_trip(tmp_path_factory: pytest.TempPathFactory, arr: n
 def test_point_cloud_malformed(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, "bad.txt", text)
     with pytest.raises(ValueError, match=message) as info:
-        loaders.load_point_cloud(path)
+        tio.load_point_cloud(path)
     assert str(path) in str(info.value)
 
 
@@ -101,10 +101,10 @@ def test_binary_file_as_text_is_rejected(tmp_path: Path) -> None:
     p = tmp_path / "x.txt"
     p.write_bytes(b"\x00\xff\xfe\x80 binary")
     with pytest.raises(ValueError, match="not UTF-8 text"):
-        loaders.load_point_cloud(p)
+        tio.load_point_cloud(p)
     np.save(tmp_path / "a.npy", np.ones((2, 2)))
     with pytest.raises(ValueError, match="binary file"):
-        loaders.load(tmp_path / "a.npy", "point-cloud")
+        tio.load(tmp_path / "a.npy", "point-cloud")
 
 
 # --------------------------------------------------------------------------- lower-triangular distances
@@ -117,7 +117,7 @@ def test_binary_file_as_text_is_rejected(tmp_path: Path) -> None:
 def test_lower_distance_variants(tmp_path: Path, sep: str, first_empty: bool, trailing: str) -> None:
     d = random_distances(7)
     path = write(tmp_path, "m.lower_distance_matrix", lower_text(d, sep, first_empty, trailing))
-    out = loaders.load_lower_distance_matrix(path)
+    out = tio.load_lower_distance_matrix(path)
     assert out.shape == (7, 7)
     np.testing.assert_array_equal(out, out.T)
     np.testing.assert_array_equal(np.diag(out), 0)
@@ -142,7 +142,7 @@ def test_lower_distance_variants(tmp_path: Path, sep: str, first_empty: bool, tr
 def test_lower_distance_malformed(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, "bad.lower_distance_matrix", text)
     with pytest.raises(ValueError, match=message) as info:
-        loaders.load_lower_distance_matrix(path)
+        tio.load_lower_distance_matrix(path)
     assert str(path) in str(info.value)
 
 
@@ -151,7 +151,7 @@ def test_lower_distance_row_located_for_late_negative(tmp_path: Path) -> None:
     d[20, 13] = d[13, 20] = -1.0
     path = write(tmp_path, "m.txt", lower_text(d, first_empty=False))
     with pytest.raises(ValueError, match=r"line 20: negative distance"):
-        loaders.load(path, "lower-distance")
+        tio.load(path, "lower-distance")
 
 
 # --------------------------------------------------------------------------- full distance matrices
@@ -162,7 +162,7 @@ def test_full_distance_matrix_reads_lower_triangle(tmp_path: Path) -> None:
     noisy = d.copy()
     noisy[np.triu_indices(6, 1)] += 1e-6  # Ripser ignores the upper half; so do we
     text = "\n".join(" ".join(repr(float(v)) for v in row) for row in noisy)
-    out = loaders.load_distance_matrix(write(tmp_path, "m.distance_matrix", text))
+    out = tio.load_distance_matrix(write(tmp_path, "m.distance_matrix", text))
     np.testing.assert_array_equal(out, np.tril(d, -1) + np.tril(d, -1).T)
 
 
@@ -176,7 +176,7 @@ def test_full_distance_matrix_reads_lower_triangle(tmp_path: Path) -> None:
 )
 def test_full_distance_malformed(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        loaders.load(write(tmp_path, "m.txt", text), "distance")
+        tio.load(write(tmp_path, "m.txt", text), "distance")
 
 
 # --------------------------------------------------------------------------- npy
@@ -186,7 +186,7 @@ def test_full_distance_malformed(tmp_path: Path, text: str, message: str) -> Non
 def test_npy_numeric(tmp_path: Path, dtype: type) -> None:
     arr: np.ndarray = (np.arange(12).reshape(4, 3) % 7).astype(dtype)
     np.save(tmp_path / "a.npy", arr)
-    out = loaders.load_npy(tmp_path / "a.npy")
+    out = tio.load_npy(tmp_path / "a.npy")
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, arr.astype(np.float64))
 
@@ -194,7 +194,7 @@ def test_npy_numeric(tmp_path: Path, dtype: type) -> None:
 def test_npy_fortran_order(tmp_path: Path) -> None:
     arr = np.asfortranarray(np.random.default_rng(1).random((5, 3)))
     np.save(tmp_path / "a.npy", arr)
-    out = loaders.load(tmp_path / "a.npy")
+    out = tio.load(tmp_path / "a.npy")
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(out, arr)
 
@@ -202,7 +202,7 @@ def test_npy_fortran_order(tmp_path: Path) -> None:
 def test_npy_object_dtype_rejected(tmp_path: Path) -> None:
     np.save(tmp_path / "obj.npy", np.array([[1, "a"], [2, None]], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"dtype object"):
-        loaders.load_npy(tmp_path / "obj.npy")
+        tio.load_npy(tmp_path / "obj.npy")
 
 
 class _Payload:
@@ -222,9 +222,9 @@ def test_pickle_never_executed(tmp_path: Path) -> None:
     np.save(tmp_path / "evil.npy", evil, allow_pickle=True)
     (tmp_path / "raw.npy").write_bytes(pickle.dumps(_Payload(str(marker))))
     with pytest.raises(ValueError, match="dtype object"):
-        loaders.load(tmp_path / "evil.npy")
+        tio.load(tmp_path / "evil.npy")
     with pytest.raises(ValueError, match=r"not a \.npy file"):
-        loaders.load(tmp_path / "raw.npy")
+        tio.load(tmp_path / "raw.npy")
     assert not marker.exists()
 
 
@@ -243,18 +243,18 @@ def test_pickle_never_executed(tmp_path: Path) -> None:
 def test_npy_bad_arrays(tmp_path: Path, arr: np.ndarray, message: str) -> None:
     np.save(tmp_path / "a.npy", arr)
     with pytest.raises(ValueError, match=message):
-        loaders.load_npy(tmp_path / "a.npy")
+        tio.load_npy(tmp_path / "a.npy")
 
 
 def test_npz_and_truncated_npy(tmp_path: Path) -> None:
     np.savez(tmp_path / "a.npz", x=np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"\.npz archive"):
-        loaders.load(tmp_path / "a.npz", "npy")
+        tio.load(tmp_path / "a.npz", "npy")
     np.save(tmp_path / "t.npy", np.ones((100, 3)))
     data = (tmp_path / "t.npy").read_bytes()
     (tmp_path / "t.npy").write_bytes(data[:-50])
     with pytest.raises(ValueError, match=r"unreadable \.npy data"):
-        loaders.load_npy(tmp_path / "t.npy")
+        tio.load_npy(tmp_path / "t.npy")
 
 
 # --------------------------------------------------------------------------- parquet
@@ -265,9 +265,9 @@ def test_parquet_numeric_columns(tmp_path: Path) -> None:
         {"x": [1.0, 2.0, 3.0], "y": pa.array([4, 5, 6], pa.int32()), "z": pa.array([7, 8, 9], pa.float32())}
     )
     pq.write_table(table, tmp_path / "p.parquet", row_group_size=2)  # several chunks
-    np.testing.assert_array_equal(loaders.load_parquet(tmp_path / "p.parquet"), [[1, 4, 7], [2, 5, 8], [3, 6, 9]])
+    np.testing.assert_array_equal(tio.load_parquet(tmp_path / "p.parquet"), [[1, 4, 7], [2, 5, 8], [3, 6, 9]])
     np.testing.assert_array_equal(
-        loaders.load_parquet(tmp_path / "p.parquet", columns=["z", "x"]), [[7, 1], [8, 2], [9, 3]]
+        tio.load_parquet(tmp_path / "p.parquet", columns=["z", "x"]), [[7, 1], [8, 2], [9, 3]]
     )
 
 
@@ -279,7 +279,7 @@ def test_parquet_list_column(tmp_path: Path, kind: str) -> None:
     else:
         col = pa.array(pts.tolist(), type=pa.list_(pa.float64()) if kind == "list" else pa.large_list(pa.float64()))
     pq.write_table(pa.table({"coords": col}), tmp_path / "p.parquet")
-    np.testing.assert_array_equal(loaders.load(tmp_path / "p.parquet"), pts)
+    np.testing.assert_array_equal(tio.load(tmp_path / "p.parquet"), pts)
 
 
 @pytest.mark.parametrize(
@@ -299,13 +299,13 @@ def test_parquet_list_column(tmp_path: Path, kind: str) -> None:
 def test_parquet_malformed(tmp_path: Path, table: pa.Table, message: str) -> None:
     pq.write_table(table, tmp_path / "p.parquet")
     with pytest.raises(ValueError, match=message):
-        loaders.load_parquet(tmp_path / "p.parquet")
+        tio.load_parquet(tmp_path / "p.parquet")
 
 
 def test_not_parquet(tmp_path: Path) -> None:
     p = write(tmp_path, "x.parquet", "1 2 3\n")
     with pytest.raises(ValueError, match="not a readable Parquet file"):
-        loaders.load(p)
+        tio.load(p)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -319,22 +319,22 @@ def test_auto_detection(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.ones((2, 2)))
     (tmp_path / "a.npy").rename(tmp_path / "npy.bin")  # no telling extension: sniffed from the magic bytes
     pq.write_table(pa.table({"x": [1.0], "y": [2.0]}), tmp_path / "p.dat")
-    assert loaders.resolve_format(tmp_path / "a.lower_distance_matrix") == "lower-distance"
-    assert loaders.resolve_format(tmp_path / "a.distance_matrix") == "distance"
-    assert loaders.resolve_format(tmp_path / "a.csv") == "point-cloud"
-    assert loaders.resolve_format(tmp_path / "npy.bin") == "npy"
-    assert loaders.resolve_format(tmp_path / "p.dat") == "parquet"
-    assert loaders.resolve_format(tmp_path / "a.csv", "distance") == "distance"
-    np.testing.assert_array_equal(loaders.load(tmp_path / "a.lower_distance_matrix"), np.tril(d, -1) + np.tril(d, -1).T)
-    np.testing.assert_array_equal(loaders.load(tmp_path / "p.dat"), [[1.0, 2.0]])
-    assert loaders.is_distance_format("distance") and not loaders.is_distance_format("npy")
+    assert tio.resolve_format(tmp_path / "a.lower_distance_matrix") == "lower-distance"
+    assert tio.resolve_format(tmp_path / "a.distance_matrix") == "distance"
+    assert tio.resolve_format(tmp_path / "a.csv") == "point-cloud"
+    assert tio.resolve_format(tmp_path / "npy.bin") == "npy"
+    assert tio.resolve_format(tmp_path / "p.dat") == "parquet"
+    assert tio.resolve_format(tmp_path / "a.csv", "distance") == "distance"
+    np.testing.assert_array_equal(tio.load(tmp_path / "a.lower_distance_matrix"), np.tril(d, -1) + np.tril(d, -1).T)
+    np.testing.assert_array_equal(tio.load(tmp_path / "p.dat"), [[1.0, 2.0]])
+    assert tio.is_distance_format("distance") and not tio.is_distance_format("npy")
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format 'csv'"):
-        loaders.load(write(tmp_path, "a.txt", "1\n"), "csv")
+        tio.load(write(tmp_path, "a.txt", "1\n"), "csv")
     with pytest.raises(FileNotFoundError):
-        loaders.load(tmp_path / "missing.txt")
+        tio.load(tmp_path / "missing.txt")
 
 
 def test_load_bytes_matches_files(tmp_path: Path) -> None:
@@ -342,11 +342,11 @@ def test_load_bytes_matches_files(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", arr)
     pq.write_table(pa.table({"a": arr[:, 0], "b": arr[:, 1]}), tmp_path / "a.parquet")
     text = "\n".join(" ".join(map(repr, r)) for r in arr.tolist())
-    np.testing.assert_array_equal(loaders.load_bytes((tmp_path / "a.npy").read_bytes()), arr)
-    np.testing.assert_array_equal(loaders.load_bytes((tmp_path / "a.parquet").read_bytes(), name="up.parquet"), arr)
-    np.testing.assert_array_equal(loaders.load_bytes(text.encode(), "point-cloud"), arr)
+    np.testing.assert_array_equal(tio.load_bytes((tmp_path / "a.npy").read_bytes()), arr)
+    np.testing.assert_array_equal(tio.load_bytes((tmp_path / "a.parquet").read_bytes(), name="up.parquet"), arr)
+    np.testing.assert_array_equal(tio.load_bytes(text.encode(), "point-cloud"), arr)
     with pytest.raises(ValueError, match=r"upload.txt: line 1, column 1"):
-        loaders.load_bytes(b"a b\n", name="upload.txt")
+        tio.load_bytes(b"a b\n", name="upload.txt")
 
 
 # --------------------------------------------------------------------------- shared benchmark data
@@ -368,13 +368,13 @@ def test_shared_datasets_load(name: str, fmt: str, shape: tuple[int, int | None]
     path = DATASETS / name
     if not path.exists():
         pytest.skip(f"shared data set {path} not present (set TDA_DATASETS)")
-    assert loaders.resolve_format(path) == fmt
-    arr = loaders.load(path)
+    assert tio.resolve_format(path) == fmt
+    arr = tio.load(path)
     assert arr.shape[0] == shape[0]
     if shape[1] is not None:
         assert arr.shape[1] == shape[1]
     assert np.isfinite(arr).all()
-    if loaders.is_distance_format(fmt):
+    if tio.is_distance_format(fmt):
         np.testing.assert_array_equal(arr, arr.T)
         assert (arr >= 0).all()
 
@@ -384,7 +384,7 @@ def test_large_point_cloud_is_fast() -> None:
     if not path.exists():
         pytest.skip(f"shared data set {path} not present (set TDA_DATASETS)")
     start = time.perf_counter()
-    arr = loaders.load(path)
+    arr = tio.load(path)
     elapsed = time.perf_counter() - start
     # NumPy's C parser reads this in ~0.05 s; a per-value Python loop would take seconds.
     assert elapsed < 1.5, f"loading 50,000 x 4 took {elapsed:.2f} s"

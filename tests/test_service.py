@@ -90,7 +90,7 @@ def long_job(http: httpx.Client, seed: int) -> dict[str, Any]:
 
 
 def test_every_service_setting_is_documented() -> None:
-    from tda_ray.settings import Settings
+    from tda_ray.service.settings import Settings
 
     readme = (REPO_ROOT / "README.md").read_text()
     missing = [

@@ -21,8 +21,7 @@ import pytest
 from service_harness import ServiceProcess, session_members, wait_for
 
 from tda_ray.engine import vietoris_rips
-from tda_ray.settings import Settings
-from tda_ray.storage import Store
+from tda_ray.service.store import Store
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -70,9 +69,9 @@ def assert_equal_to_engine(http: httpx.Client, job_id: str, X: np.ndarray, maxdi
         np.testing.assert_array_equal(got, want)
 
 
-def _paths(service: ServiceProcess) -> Settings:
-    """Settings pointing at the server's own database and storage (to read what the API does not show)."""
-    return Settings(database_url=service.settings["database_url"], storage_root=service.settings["storage_root"])
+def _store(service: ServiceProcess) -> Store:
+    """The server's own database and storage (to read what the API does not show)."""
+    return Store(service.settings["database_url"], service.settings["storage_root"])
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def test_restart_keeps_jobs_and_results_and_reruns_unfinished(service: ServicePr
         assert job(http, queued_id)["status"] == "queued"
 
     assert service.stop() == 0, service.log_text()[-3000:]
-    unfinished = [j for j in (long_id, busy_id, queued_id) if Store(_paths(service)).get_job(j).status != "succeeded"]
+    unfinished = [j for j in (long_id, busy_id, queued_id) if _store(service).get_job(j).status != "succeeded"]
     assert len(unfinished) == 3, "jobs finished before the shutdown: make them longer"
     service.start()
 
@@ -135,7 +134,7 @@ def test_restart_keeps_jobs_and_results_and_reruns_unfinished(service: ServicePr
 
 def test_worker_killed_mid_job_is_retried(service: ServiceProcess) -> None:
     service.start()
-    store = Store(_paths(service))
+    store = _store(service)
     X = cloud(4000, seed=5)
     with service.client() as http:
         job_id = submit(http, X)

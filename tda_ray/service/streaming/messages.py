@@ -1,5 +1,8 @@
 """Kafka message payloads: builders and validators, with no Kafka (or Ray) import.
 
+The jobs layer builds a job's result message with the result (it goes into the outbox row in the same
+transaction); the sink only publishes it.
+
 The layouts are written down as JSON Schemas in ``schemas/`` at the repository root; the Flink job reads the
 same files. Builders return plain dicts; :func:`encode` turns one into the bytes that go on the wire.
 """
@@ -13,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from tda_ray.engine.diagrams import to_json as diagrams_to_json
 
 RESULT_SCHEMA_VERSION = 1
 RAW_EVENT_SCHEMA_VERSION = 1
@@ -24,12 +28,12 @@ RAW_EVENT_SCHEMA_VERSION = 1
 
 def _schema_dir() -> Path:
     # Source checkout / editable install: <repo>/schemas (the copy the Flink job reads too).
-    # Installed wheel or container image: the copy installed next to this module.
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "schemas", here / "schemas"):
+    # Installed wheel or container image: the copy installed in the package (tda_ray/schemas).
+    package = Path(__file__).resolve().parents[2]
+    for candidate in (package.parent / "schemas", package / "schemas"):
         if (candidate / "tda_feature_result.v1.schema.json").is_file():
             return candidate
-    return here.parent / "schemas"
+    return package.parent / "schemas"
 
 
 SCHEMA_DIR = _schema_dir()
@@ -67,27 +71,6 @@ def _iso(ts: datetime | str | None) -> str:
     return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _pairs(dim: int, diagram: Any) -> list[list[float | None]]:
-    """(k, 2) array or list of pairs -> [[birth, death or None], ...]; rejects NaN and -inf."""
-    out: list[list[float | None]] = []
-    for pair in diagram:
-        if len(pair) != 2:
-            raise ValueError(f"diagram {dim}: a pair must have 2 values, got {len(pair)}")
-        b, d = pair
-        birth = float(b)
-        death = None if d is None else float(d)
-        if not math.isfinite(birth):
-            raise ValueError(f"diagram {dim}: birth must be finite, got {birth}")
-        if death is not None and math.isnan(death):
-            raise ValueError(f"diagram {dim}: death is NaN")
-        if death is not None and math.isinf(death):
-            if death < 0:
-                raise ValueError(f"diagram {dim}: death is -inf")
-            death = None  # JSON has no infinity: null marks an essential class
-        out.append([birth, death])
-    return out
-
-
 def _persistence(pair: list[float | None]) -> float:
     birth, death = pair
     return math.inf if death is None or birth is None else death - birth
@@ -116,33 +99,34 @@ def build_result_message(
     pointcloud_id: str | None,
     algorithm: str,
     params: Mapping[str, Any],
+    summary: Mapping[str, Any],
     diagrams: Sequence[Any],
     finished_at: datetime | str | None,
-    n_points: int | None = None,
-    landmarks: Mapping[str, Any] | None = None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> dict[str, Any]:
     """The tda_feature_results message of one finished job (see schemas/tda_feature_result.v1.schema.json).
 
-    Summaries (betti, n_features, total_persistence) always describe the full diagrams; when the encoded
-    message would exceed `max_bytes`, the diagrams are cut to each dimension's most persistent pairs and
-    ``diagrams_truncated`` is set, so an oversized result never blocks the outbox.
+    ``summary`` is the result's summary (:mod:`tda_ray.engine.summary`): its Betti numbers, pair counts and
+    total persistence describe the full diagrams.  When the encoded message would exceed ``max_bytes``, the
+    diagrams are cut to each dimension's most persistent pairs and ``diagrams_truncated`` is set, so an
+    oversized result never blocks the outbox.
     """
-    dgms = [_pairs(k, d) for k, d in enumerate(diagrams)]
+    dgms = diagrams_to_json(diagrams)
     msg: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "job_id": str(job_id),
         "pointcloud_id": None if pointcloud_id is None else str(pointcloud_id),
         "algorithm": algorithm,
         "params": dict(params),
-        "n_points": n_points,
-        "betti": [sum(1 for p in d if p[1] is None) for d in dgms],
-        "n_features": [len(d) for d in dgms],
-        "total_persistence": [math.fsum(_persistence(p) for p in d if p[1] is not None) for d in dgms],
+        "n_points": summary.get("n_points"),
+        "betti": list(summary["betti"]),
+        "n_features": list(summary["n_pairs"]),
+        "total_persistence": list(summary["total_persistence"]),
         "diagrams": dgms,
         "diagrams_truncated": False,
         "finished_at": _iso(finished_at),
     }
+    landmarks = summary.get("landmarks")
     if landmarks is not None:
         keys = ("requested", "count", "eps", "bottleneck_bound")
         msg["landmarks"] = {k: landmarks[k] for k in keys if k in landmarks}
@@ -213,34 +197,3 @@ def validate_raw_event(message: Mapping[str, Any]) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         raise ValueError(f"raw event invalid at {where}: {err.message}")
     _check_timestamps(message, ("event_time", "received_at"), "raw event")
-
-
-# --- HTTP input of POST /v1/events (validated before anything reaches Kafka) -------------------------------
-
-MAX_EVENTS_PER_REQUEST = 10_000
-
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-AttributeValue = Union[StrictStr, StrictBool, StrictInt, FiniteFloat, None]  # noqa: UP007 - pydantic on 3.10
-
-
-class RawEventIn(BaseModel):
-    """One raw data event: a measurement (point) from a source."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source_id: str = Field(min_length=1, max_length=128, description="Sensor / stream id; the Kafka message key.")
-    values: list[FiniteFloat] = Field(min_length=1, max_length=4096, description="The point's coordinates.")
-    event_time: datetime | None = Field(default=None, description="When it happened (default: when received).")
-    event_id: str | None = Field(default=None, min_length=1, max_length=128, description="Default: a new UUID.")
-    attributes: dict[str, AttributeValue] | None = Field(default=None, max_length=64, description="Flat metadata.")
-
-
-class EventsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    events: list[RawEventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
-
-
-class EventsAccepted(BaseModel):
-    accepted: int = Field(description="Events written to Kafka (acknowledged by all in-sync replicas).")
-    topic: str

@@ -14,41 +14,47 @@ file with a row per cloud (:data:`OUTPUT_SCHEMA`):
 ``error``      null, or why this cloud failed (``ValueError: ...``); a bad cloud fails its row only
 ``elapsed_s``  engine seconds for the cloud
 
-Rows come out in input order.  :func:`submit_batch` sends the same work to a cluster as a Ray Job
-through ``JobSubmissionClient`` (entrypoint ``tda-ray batch``), streams its logs and returns its final
-status; input and output paths are then read and written by the cluster (shared storage or ``s3://``).
+Rows come out in input order.  :func:`tda_ray.distributed.ray_jobs.submit_batch` sends the same work to a
+cluster as a Ray Job.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 import math
 import os
-import shlex
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import ray
+import ray.data
 
-if TYPE_CHECKING:
-    import pyarrow.fs as pafs
-    import ray.data
+from tda_ray import io as tio
+from tda_ray.distributed.session import connect_ray
+from tda_ray.engine import diagrams as dg
+from tda_ray.engine.params import PositiveInt, RipsParams, RunOptions
+from tda_ray.engine.rips import run_rips
+from tda_ray.io.blocks import list_files, resolve_filesystem
 
 __all__ = [
     "CLOUD_EXTENSIONS",
     "OUTPUT_SCHEMA",
     "BatchInput",
     "BatchSummary",
+    "BatchOptions",
     "discover_input",
+    "iter_results",
     "run_batch",
-    "submit_batch",
 ]
 
 OUTPUT_SCHEMA = pa.schema(
@@ -92,15 +98,6 @@ class BatchInput:
     source_column: str | None = None
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    import pyarrow.fs as pafs
-
-    if "://" in path:
-        fs, inner = pafs.FileSystem.from_uri(path)
-        return fs, inner
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
-
-
 def _is_list(t: pa.DataType) -> bool:
     return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
 
@@ -126,22 +123,11 @@ def _parquet_columns(schema: pa.Schema, where: str) -> tuple[str, str | None]:
 
 def discover_input(input: str) -> BatchInput:
     """Resolve INPUT: a folder of cloud files, a Parquet file, or a folder of Parquet files (a dataset)."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
-    fs, inner = _filesystem(input)
-    info = fs.get_file_info(inner)
-    if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(2, "No such file or directory", input)
-    if info.type == pafs.FileType.File:
-        files = [inner]
-    else:
-        entries = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
-        files = sorted(
-            e.path
-            for e in entries
-            if e.type == pafs.FileType.File and not os.path.basename(e.path).startswith((".", "_"))
-        )
+    fs, inner = resolve_filesystem(input)
+    try:
+        files = list_files(fs, inner)
+    except FileNotFoundError:
+        raise FileNotFoundError(2, "No such file or directory", input) from None
     parquet = [f for f in files if f.lower().endswith(_PARQUET_EXTENSIONS)]
     clouds = [f for f in files if f.lower().endswith(CLOUD_EXTENSIONS)]
     if parquet and clouds:
@@ -173,27 +159,15 @@ def discover_input(input: str) -> BatchInput:
 # --------------------------------------------------------------------------- the per-cloud work (Ray tasks)
 
 
-@dataclass(frozen=True)
-class _Params:
-    maxdim: int
-    threshold: float | None
-    coeff: int
-    memory_limit: int | None
-
-
 def _node_id() -> str | None:
-    try:
-        import ray
-
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:  # outside Ray (direct calls in tests)
-        return None
+    # get_runtime_context() would start a local Ray in a plain process (direct calls in tests).
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
 
 
-def compute_row(source: str, load: Callable[[], tuple[Any, bool]], params: _Params, node: str | None) -> dict[str, Any]:
+def compute_row(
+    source: str, load: Callable[[], tuple[Any, bool]], params: RipsParams, options: RunOptions, node: str | None
+) -> dict[str, Any]:
     """One output row; any failure to read or compute this cloud becomes its ``error``."""
-    from tda_ray.engine import vietoris_rips
-
     row: dict[str, Any] = {
         "source": source,
         "n_points": None,
@@ -209,27 +183,20 @@ def compute_row(source: str, load: Callable[[], tuple[Any, bool]], params: _Para
         if arr.ndim == 2:
             row["n_points"] = int(arr.shape[0])
         t0 = time.perf_counter()
-        res = vietoris_rips(
-            arr,
-            maxdim=params.maxdim,
-            threshold=params.threshold,
-            coeff=params.coeff,
-            distance_matrix=distance,
-            memory_limit=params.memory_limit,
-        )
+        res = run_rips(arr, params, options, distance_matrix=distance)
         row["elapsed_s"] = time.perf_counter() - t0
         row["diagrams"] = [d.tolist() for d in res.diagrams]
-        row["betti"] = [int(np.count_nonzero(np.isinf(d[:, 1]))) for d in res.diagrams]
+        row["betti"] = dg.essential_counts(res.diagrams)
     except Exception as exc:  # a bad cloud fails its row, never the batch
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
 
 
-def _file_batch(batch: pa.Table, params: _Params, filesystem: pafs.FileSystem, scheme: str) -> pa.Table:
+def _file_batch(
+    batch: pa.Table, params: RipsParams, options: RunOptions, filesystem: pafs.FileSystem, scheme: str
+) -> pa.Table:
     """map_batches over cloud files (column ``path``): each file is read and parsed here, so a file that
     cannot be read or parsed fails its own row only."""
-    from tda_ray import loaders
-
     node = _node_id()
     rows = []
     for path in batch.column("path").to_pylist():
@@ -237,10 +204,10 @@ def _file_batch(batch: pa.Table, params: _Params, filesystem: pafs.FileSystem, s
         def load(path: str = path) -> tuple[Any, bool]:
             with filesystem.open_input_stream(path) as f:
                 data = f.readall()
-            fmt = loaders.detect_format(path, data[:8])
-            return loaders.load_bytes(data, fmt, name=os.path.basename(path)), loaders.is_distance_format(fmt)
+            fmt = tio.detect_format(path, data[:8])
+            return tio.load_bytes(data, fmt, name=os.path.basename(path)), tio.is_distance_format(fmt)
 
-        rows.append(compute_row(scheme + path, load, params, node))
+        rows.append(compute_row(scheme + path, load, params, options, node))
     return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
 
 
@@ -258,7 +225,9 @@ def _cloud_from_cell(cell: Any) -> np.ndarray[Any, Any]:
         raise ValueError(f"point cloud is ragged: {exc}") from exc
 
 
-def _parquet_batch(batch: pa.Table, params: _Params, points_column: str, source_column: str | None) -> pa.Table:
+def _parquet_batch(
+    batch: pa.Table, params: RipsParams, options: RunOptions, points_column: str, source_column: str | None
+) -> pa.Table:
     """map_batches over Parquet rows, one cloud each; rows without a source get it from the driver."""
     node = _node_id()
     clouds = batch.column(points_column).to_numpy(zero_copy_only=False)
@@ -269,7 +238,7 @@ def _parquet_batch(batch: pa.Table, params: _Params, points_column: str, source_
         def load(cell: Any = cell) -> tuple[Any, bool]:
             return _cloud_from_cell(cell), False
 
-        rows.append(compute_row("" if src is None else str(src), load, params, node))
+        rows.append(compute_row("" if src is None else str(src), load, params, options, node))
     return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
 
 
@@ -278,16 +247,14 @@ def _block_count(n_clouds: int) -> int:
 
     Every block costs a Ray task; with one per handful of tiny clouds, scheduling dominates the run.
     """
-    import ray
-
     cpus = int(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else 0
     return max(1, min(n_clouds, max(4 * max(cpus, 2), math.ceil(n_clouds / CLOUDS_PER_BLOCK))))
 
 
-def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BATCH_SIZE) -> ray.data.Dataset:
+def build_dataset(
+    inp: BatchInput, params: RipsParams, options: RunOptions, batch_size: int = DEFAULT_BATCH_SIZE
+) -> ray.data.Dataset:
     """The lazy Ray Dataset of output rows for ``inp`` (in input order)."""
-    import ray.data
-
     common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size, "num_cpus": 1}
     blocks = _block_count(inp.n_clouds)
     if inp.kind == "files":
@@ -297,7 +264,9 @@ def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BA
         scheme = inp.label.split("://", 1)[0] + "://" if "://" in inp.label else ""
         file_fn: Any = _file_batch  # Ray's stubs do not model fn_kwargs
         ds = ds.map_batches(
-            file_fn, fn_kwargs={"params": params, "filesystem": inp.filesystem, "scheme": scheme}, **common
+            file_fn,
+            fn_kwargs={"params": params, "options": options, "filesystem": inp.filesystem, "scheme": scheme},
+            **common,
         )
     else:
         assert inp.points_column is not None
@@ -308,7 +277,12 @@ def build_dataset(inp: BatchInput, params: _Params, batch_size: int = DEFAULT_BA
         parquet_fn: Any = _parquet_batch
         ds = ds.map_batches(
             parquet_fn,
-            fn_kwargs={"params": params, "points_column": inp.points_column, "source_column": inp.source_column},
+            fn_kwargs={
+                "params": params,
+                "options": options,
+                "points_column": inp.points_column,
+                "source_column": inp.source_column,
+            },
             **common,
         )
     ds.context.execution_options.preserve_order = True  # output rows in input order: reproducible files
@@ -362,34 +336,34 @@ class _Progress:
             self.bar.close()
 
 
-def _validate(maxdim: int, threshold: float | None, coeff: int, batch_size: int) -> None:
-    from tda_ray.engine import _validate_params
+class BatchOptions(RunOptions):
+    """Run options of a batch: those of every engine run, plus the clouds per engine batch."""
 
-    _validate_params(maxdim, threshold, coeff, 1)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size: PositiveInt = DEFAULT_BATCH_SIZE
 
 
-def iter_results(
-    input: str,
-    *,
-    maxdim: int = 1,
-    threshold: float | None = None,
-    coeff: int = 2,
-    memory_limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Iterator[pa.Table]:
-    """Output tables (rows in input order) of the collection ``input`` on the connected Ray cluster."""
-    _validate(maxdim, threshold, coeff, batch_size)
-    yield from _tables(discover_input(input), maxdim, threshold, coeff, memory_limit, batch_size)
+def parse_batch_call(kwargs: dict[str, Any]) -> tuple[RipsParams, BatchOptions]:
+    """Rips parameters and batch options from keyword arguments (each checked once, by its model)."""
+    run = {k: kwargs.pop(k) for k in list(kwargs) if k in BatchOptions.model_fields}
+    params = RipsParams.parse(kwargs)
+    if params.landmarks is not None:
+        raise ValueError("landmarks is not a parameter of batches (every cloud is computed exactly)")
+    return params, BatchOptions.parse(run)
 
 
-def _tables(
-    inp: BatchInput, maxdim: int, threshold: float | None, coeff: int, memory_limit: int | None, batch_size: int
-) -> Iterator[pa.Table]:
-    params = _Params(maxdim, None if threshold is None else float(threshold), coeff, memory_limit)
+def iter_results(input: str, **kwargs: Any) -> Iterator[pa.Table]:
+    """Output tables (rows in input order) of the collection ``input`` on the connected Ray cluster.
+
+    Keywords: the Rips parameters (``maxdim``, ``threshold``, ``coeff``) and :class:`BatchOptions`.
+    """
+    params, options = parse_batch_call(kwargs)
+    yield from _tables(discover_input(input), params, options)
+
+
+def _tables(inp: BatchInput, params: RipsParams, options: BatchOptions) -> Iterator[pa.Table]:
+    engine_options = RunOptions.parse(options.model_dump(include=set(RunOptions.model_fields)))
     row = 0
-    batches: Iterable[Any] = build_dataset(inp, params, batch_size).iter_batches(
+    batches: Iterable[Any] = build_dataset(inp, params, engine_options, options.batch_size).iter_batches(
         batch_format="pyarrow", batch_size=None
     )
     for table in batches:
@@ -405,27 +379,21 @@ def run_batch(
     input: str,
     output: str,
     *,
-    maxdim: int = 1,
-    threshold: float | None = None,
-    coeff: int = 2,
-    memory_limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
     address: str | None = None,
     progress: bool = True,
     stream: TextIO | None = None,
+    **kwargs: Any,
 ) -> BatchSummary:
     """Compute every cloud of ``input`` and write ``output`` (one Parquet file, replaced atomically).
 
-    Runs on the connected Ray cluster, else the one at ``address`` (``auto``, ``ray://...``, ``HOST:PORT``),
-    else a local instance.  Failed clouds are rows with an ``error``; the summary counts them.
+    Keywords: the Rips parameters (``maxdim``, ``threshold``, ``coeff``) and :class:`BatchOptions`
+    (``memory_limit`` per cloud, ``batch_size``).  Runs on the connected Ray cluster, else the one at
+    ``address`` (``auto``, ``ray://...``, ``HOST:PORT``), else a local instance.  Failed clouds are rows with
+    an ``error``; the summary counts them.
     """
-    import pyarrow.parquet as pq
-
-    from tda_ray.landmarks import connect_ray
-
-    _validate(maxdim, threshold, coeff, batch_size)
+    params, options = parse_batch_call(kwargs)
     inp = discover_input(input)  # bad INPUT fails before any cluster work
-    fs, out_path = _filesystem(output)
+    fs, out_path = resolve_filesystem(output)
     parent = out_path.rsplit("/", 1)[0]
     if parent:
         fs.create_dir(parent, recursive=True)
@@ -439,7 +407,7 @@ def run_batch(
         bar = _Progress(inp.n_clouds, progress, stream)
         try:
             with fs.open_output_stream(tmp) as sink, pq.ParquetWriter(sink, OUTPUT_SCHEMA) as writer:
-                for table in _tables(inp, maxdim, threshold, coeff, memory_limit, batch_size):
+                for table in _tables(inp, params, options):
                     writer.write_table(table)
                     bad = table.num_rows - table.column("error").null_count
                     nodes.update(n for n in table.column("node_id").to_pylist() if n)
@@ -458,137 +426,8 @@ def run_batch(
 
 def _quiet_ray_data() -> None:
     """Our own progress replaces Ray Data's bars and per-operator log lines."""
-    import logging
-
-    import ray.data
-
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-
-
-# --------------------------------------------------------------------------- Ray Jobs
-
-
-@dataclass(frozen=True)
-class SubmittedBatch:
-    job_id: str
-    status: str  # JobStatus value: SUCCEEDED, FAILED, STOPPED (or PENDING/RUNNING when not followed)
-    address: str
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
-
-
-def batch_entrypoint(
-    input: str,
-    output: str,
-    *,
-    maxdim: int,
-    threshold: float | None = None,
-    coeff: int = 2,
-    memory_limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    python: str = "python",
-) -> str:
-    """The shell command a Ray Job runs on the cluster for this batch."""
-    cmd = [python, "-m", "tda_ray.cli", "batch", input, "--output", output, "--maxdim", str(maxdim)]
-    if threshold is not None:
-        cmd += ["--threshold", repr(float(threshold))]
-    if coeff != 2:
-        cmd += ["--coeff", str(coeff)]
-    if memory_limit is not None:
-        cmd += ["--memory-limit", str(int(memory_limit))]
-    if batch_size != DEFAULT_BATCH_SIZE:
-        cmd += ["--batch-size", str(batch_size)]
-    cmd += ["--address", "auto"]  # the job driver joins the cluster it was submitted to
-    return shlex.join(cmd)
-
-
-# A head that has just started answers "No available agent to submit job, please try again later" until its
-# job agent registers; that is retried for this long.
-SUBMIT_RETRY_S = 60.0
-
-
-def _submit_with_retry(client: Any, entrypoint: str, runtime_env: dict[str, Any]) -> str:
-    deadline = time.monotonic() + SUBMIT_RETRY_S
-    while True:
-        try:
-            job_id: str = client.submit_job(
-                entrypoint=entrypoint, runtime_env=runtime_env, metadata={"tda_ray": "batch"}
-            )
-            return job_id
-        except RuntimeError as exc:
-            if "try again later" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
-
-
-def submit_batch(
-    address: str,
-    input: str,
-    output: str,
-    *,
-    maxdim: int = 1,
-    threshold: float | None = None,
-    coeff: int = 2,
-    memory_limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    runtime_env: dict[str, Any] | None = None,
-    python: str = "python",
-    follow: bool = True,
-    log: TextIO | None = None,
-    timeout_s: float | None = None,
-) -> SubmittedBatch:
-    """Run the batch as a Ray Job on the cluster whose dashboard is at ``address`` (``http://HEAD:8265``).
-
-    ``input``/``output`` are paths or URIs as the cluster sees them.  ``runtime_env`` is passed to the job
-    (e.g. ``{"pip": [...]}``; ``RAY_USAGE_STATS_ENABLED=0`` is added).  With ``follow`` the job's logs are
-    streamed to ``log`` (stderr) until it ends and the final status is returned; Ctrl-C stops the job.
-    """
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    _validate(maxdim, threshold, coeff, batch_size)
-    env = dict(runtime_env or {})
-    env["env_vars"] = {"RAY_USAGE_STATS_ENABLED": "0", **dict(env.get("env_vars") or {})}
-    client = JobSubmissionClient(address)
-    entry = batch_entrypoint(
-        input,
-        output,
-        maxdim=maxdim,
-        threshold=threshold,
-        coeff=coeff,
-        memory_limit=memory_limit,
-        batch_size=batch_size,
-        python=python,
-    )
-    job_id = _submit_with_retry(client, entry, env)
-    if not follow:
-        return SubmittedBatch(job_id, str(client.get_job_status(job_id).value), address)
-    log = log or sys.stderr
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-
-    async def tail() -> None:
-        async for lines in client.tail_job_logs(job_id):
-            log.write(lines)
-            log.flush()
-
-    try:
-        asyncio.run(asyncio.wait_for(tail(), timeout=timeout_s))
-    except asyncio.TimeoutError:
-        pass
-    except KeyboardInterrupt:
-        client.stop_job(job_id)
-        raise
-    # The log stream ends when the job does; poll briefly for the terminal status it reports.
-    terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-    status = client.get_job_status(job_id)
-    while status not in terminal and (deadline is None or time.monotonic() < deadline):
-        time.sleep(0.5)
-        status = client.get_job_status(job_id)
-    if status not in terminal:
-        raise TimeoutError(f"Ray job {job_id} still {status.value} after {timeout_s} s")
-    return SubmittedBatch(job_id, str(status.value), address)

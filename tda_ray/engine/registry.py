@@ -1,0 +1,87 @@
+"""The algorithm registry: everything the rest of the package needs to know about an algorithm.
+
+An entry is a name, its typed parameter model, its run function and its summary.  The HTTP job schema,
+the CLI arguments, the client, the batch runner and the Kafka message are derived from the entries, so an
+algorithm is added by writing one module (parameters, run function, summary) and one entry in
+:data:`ALGORITHMS` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tda_ray.engine.params import Params, RipsParams, RunOptions
+from tda_ray.engine.result import PersistenceResult
+from tda_ray.engine.rips import check_memory, run_rips
+from tda_ray.engine.summary import DiagramSummary, LandmarkInfo, RipsSummary, rips_summary
+
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "get_algorithm"]
+
+RunFunction = Callable[..., PersistenceResult]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    title: str
+    params: type[Params]
+    # run(data, params, options, *, progress=None, cancel=None) -> PersistenceResult
+    run: RunFunction
+    summary: type[DiagramSummary]
+    # summarize(result, shape of the data, elapsed seconds) -> summary
+    summarize: Callable[[PersistenceResult, tuple[int, ...], float], DiagramSummary]
+    # check_memory(points the engine sees, params, memory limit or None): refuses, before any data is read,
+    # work that cannot fit (MemoryLimitError).
+    check_memory: Callable[[int, Any, int | None], None]
+    # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample).
+    data: str = "points"
+
+    def parse(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Params:
+        """Checked parameters (ValueError ``name message`` for a bad one)."""
+        return self.params.parse(values, **kwargs)
+
+    def execute(
+        self,
+        data: Any,
+        params: Params,
+        options: RunOptions | None = None,
+        *,
+        progress: Callable[[float], None] | None = None,
+        cancel: Any | None = None,
+    ) -> PersistenceResult:
+        return self.run(data, params, options, progress=progress, cancel=cancel)
+
+
+def _summarize_rips(result: PersistenceResult, shape: tuple[int, ...], elapsed_s: float) -> DiagramSummary:
+    landmarks = result.extras.get("landmarks")
+    info = LandmarkInfo.model_validate(landmarks) if landmarks is not None else None
+    return rips_summary(
+        result,
+        n_points=info.n_points if info is not None else int(shape[0]),
+        dim=int(shape[1]) if len(shape) > 1 else 0,
+        elapsed_s=elapsed_s,
+        landmarks=info,
+    )
+
+
+VIETORIS_RIPS = Algorithm(
+    name="vietoris_rips",
+    title="Vietoris–Rips persistent homology of a point cloud",
+    params=RipsParams,
+    run=run_rips,
+    summary=RipsSummary,
+    summarize=_summarize_rips,
+    check_memory=check_memory,
+)
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (VIETORIS_RIPS,)}
+DEFAULT_ALGORITHM = VIETORIS_RIPS.name
+
+
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; supported: {', '.join(ALGORITHMS)}") from None

@@ -1,0 +1,58 @@
+"""The result of a persistence computation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tda_ray.engine import diagrams as dg
+
+__all__ = ["PersistenceResult"]
+
+
+@dataclass
+class PersistenceResult:
+    """Persistence diagrams of one computation.
+
+    ``diagrams[k]`` is a float64 array of shape ``(m, 2)`` of (birth, death) pairs in homology dimension
+    ``k``; essential classes have death ``inf``.  ``extras`` holds what the run reports beside the diagrams
+    (``sparse``, ``effective_threshold``, ``landmarks`` for landmark runs).
+    """
+
+    diagrams: list[npt.NDArray[np.float64]]
+    maxdim: int
+    coeff: int
+    threshold: float | None
+    n_points: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def betti_numbers(self, scale: float) -> npt.NDArray[np.int64]:
+        """Betti numbers of the complex at filtration value ``scale``."""
+        return dg.betti_numbers(self.diagrams, scale)
+
+    def betti_curve(self, scales: Sequence[float] | npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Betti numbers at each scale: shape ``(len(scales), maxdim + 1)``."""
+        return dg.betti_curve(self.diagrams, scales)
+
+    def total_persistence(self, p: float = 1.0) -> npt.NDArray[np.float64]:
+        """Sum of (death - birth)^p per dimension over finite pairs."""
+        return dg.total_persistence(self.diagrams, p)
+
+    def persistence_entropy(self) -> npt.NDArray[np.float64]:
+        """Shannon entropy (natural log) of the finite bar lengths per dimension."""
+        return dg.persistence_entropy(self.diagrams)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``death`` is ``None`` for essential classes."""
+        return {
+            "diagrams": dg.to_json(self.diagrams),
+            "maxdim": self.maxdim,
+            "coeff": self.coeff,
+            "threshold": self.threshold if self.threshold is not None and math.isfinite(self.threshold) else None,
+            "n_points": self.n_points,
+        }

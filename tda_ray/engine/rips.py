@@ -1,0 +1,169 @@
+"""Vietoris–Rips persistence: the Python face of the C++ core.
+
+Parameters are checked by :class:`~tda_ray.engine.params.RipsParams`, the input by
+:func:`~tda_ray.io.arrays.as_float_matrix`; the core (``tda_ray._core``) computes.  Mirrors ripser.py's call
+shape so users can swap engines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tda_ray import _core
+from tda_ray.engine.params import RipsParams, RunOptions
+from tda_ray.engine.result import PersistenceResult
+from tda_ray.io.arrays import as_float_matrix
+
+__all__ = [
+    "CancelToken",
+    "EngineCancelled",
+    "MemoryLimitError",
+    "check_memory",
+    "default_memory_limit",
+    "ripser",
+    "run_rips",
+    "vietoris_rips",
+]
+
+CancelToken = _core.CancelToken
+EngineCancelled = _core.Cancelled
+MemoryLimitError = _core.MemoryLimitError
+
+# Relative asymmetry accepted in a distance matrix (rounding in text files).
+SYMMETRY_TOLERANCE = 1e-4
+# The engine stores filtration values as float32; larger distances would turn into inf.
+MAX_DISTANCE = float(np.finfo(np.float32).max)
+
+
+def default_memory_limit() -> int:
+    """The memory budget of a run without ``memory_limit``: a share of what this process may still use."""
+    return int(_core.default_memory_limit())
+
+
+def check_memory(n_points: int, params: RipsParams, memory_limit: int | None = None) -> None:
+    """The engine's first up-front refusal, knowing only the cloud's size: without a threshold the dense
+    float32 distance matrix (n(n-1)/2 entries) must fit.  Raises :class:`MemoryLimitError`."""
+    if params.threshold is not None:
+        return
+    need = n_points * (n_points - 1) / 2 * 4
+    limit = memory_limit or default_memory_limit()
+    if need > limit:
+        raise MemoryLimitError(
+            f"the distance matrix of {n_points} points needs {need / 2**20:.0f} MiB, above the memory limit of "
+            f"{limit / 2**20:.0f} MiB; give a threshold (sparse neighbour lists) or use fewer points"
+        )
+
+
+def _check_distance_matrix(arr: np.ndarray[Any, Any]) -> None:
+    n = arr.shape[0]
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"distance matrix must be square, got shape {arr.shape}")
+    if np.any(np.diag(arr) != 0):
+        raise ValueError("distance matrix must have a zero diagonal")
+    if np.any(arr < 0):
+        raise ValueError("distance matrix has negative entries")
+    # Text formats round entries, so tiny asymmetries are tolerated; the lower triangle is what the engine
+    # reads (as Ripser does).
+    scale = float(np.max(arr)) if n else 0.0
+    asym = float(np.max(np.abs(arr - arr.T))) if n else 0.0
+    if asym > SYMMETRY_TOLERANCE * scale:
+        raise ValueError(f"distance matrix is not symmetric (largest |D - D.T| = {asym:.3g})")
+
+
+def run_rips(
+    X: Any,
+    params: RipsParams,
+    options: RunOptions | None = None,
+    *,
+    distance_matrix: bool = False,
+    progress: Callable[[float], None] | None = None,
+    cancel: Any | None = None,
+) -> PersistenceResult:
+    """Vietoris–Rips persistence of ``X`` with checked parameters (the registry's run function)."""
+    if params.landmarks is not None:
+        raise ValueError("landmarks are chosen with Ray before the engine runs (tda_ray.distributed.landmark_rips)")
+    options = options or RunOptions()
+    what = "distance matrix" if distance_matrix else "point cloud"
+    arr = as_float_matrix(X, what)
+    n = arr.shape[0]
+    if n == 0:
+        raise ValueError(f"{what} is empty: at least one point is needed")
+    largest = float(np.max(np.abs(arr))) if arr.size else 0.0
+    bound = largest if distance_matrix else 2.0 * largest * math.sqrt(arr.shape[1])
+    if bound > MAX_DISTANCE:
+        raise ValueError(
+            f"{what} values up to {largest:.3g} give distances beyond the float32 range (3.4e38); rescale the data"
+        )
+    thr = math.inf if params.threshold is None else params.threshold
+    limit = options.memory_limit or 0
+    args = (params.maxdim, thr, params.coeff, options.n_threads, limit, progress, cancel)
+    if distance_matrix:
+        _check_distance_matrix(arr)
+        lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
+        out = _core.rips_from_lower_distances(lower, n, *args)
+    else:
+        if arr.shape[1] == 0:
+            raise ValueError("point cloud has zero coordinates per point")
+        out = _core.rips_from_points(arr, *args)
+    return PersistenceResult(
+        diagrams=[np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in out["diagrams"]],
+        maxdim=params.maxdim,
+        coeff=params.coeff,
+        threshold=params.threshold,
+        n_points=n,
+        extras={"sparse": out["sparse"], "effective_threshold": out["threshold"]},
+    )
+
+
+def vietoris_rips(
+    X: Any,
+    *,
+    maxdim: int = 1,
+    threshold: float | None = None,
+    coeff: int = 2,
+    distance_matrix: bool = False,
+    n_threads: int = 1,
+    progress: Callable[[float], None] | None = None,
+    cancel: Any | None = None,
+    memory_limit: int | None = None,
+) -> PersistenceResult:
+    """Persistent homology of the Vietoris–Rips filtration.
+
+    ``X`` is an ``(n, d)`` point cloud, or with ``distance_matrix=True`` an ``(n, n)`` symmetric distance
+    matrix (only the lower triangle is read after the symmetry check).  ``threshold=None`` computes the full
+    filtration.  ``progress(fraction)`` is called from the computing thread now and then; ``cancel`` is a
+    :class:`CancelToken` whose ``cancel()`` stops the run with :class:`EngineCancelled`.  ``memory_limit``
+    (bytes) overrides the default budget (a share of the machine's available memory); work estimated above
+    it is refused with :class:`MemoryLimitError` before it starts.
+    """
+    params = RipsParams.parse(maxdim=maxdim, threshold=threshold, coeff=coeff)
+    options = RunOptions.parse(n_threads=n_threads, memory_limit=memory_limit)
+    return run_rips(X, params, options, distance_matrix=distance_matrix, progress=progress, cancel=cancel)
+
+
+def ripser(
+    X: Any,
+    maxdim: int = 1,
+    thresh: float = math.inf,
+    coeff: int = 2,
+    distance_matrix: bool = False,
+    n_threads: int = 1,
+) -> dict[str, Any]:
+    """Drop-in for ``ripser.ripser``'s common arguments: returns ``{"dgms": [...], "thresh": ...}``.
+
+    Cocycles, greedy permutations and other metrics are not offered; pass a distance matrix for
+    non-Euclidean metrics.
+    """
+    result = vietoris_rips(
+        X,
+        maxdim=maxdim,
+        threshold=None if math.isinf(thresh) else thresh,
+        coeff=coeff,
+        distance_matrix=distance_matrix,
+        n_threads=n_threads,
+    )
+    return {"dgms": result.diagrams, "thresh": thresh}

@@ -1,0 +1,56 @@
+"""Dependencies of the routes (FastAPI ``Annotated`` style): the job service, the dispatcher, the API key."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader
+
+from tda_ray.service.jobs.service import JobService
+from tda_ray.service.settings import Settings
+
+__all__ = ["Auth", "DispatcherDep", "DispatcherLink", "ServiceDep", "SettingsDep"]
+
+
+class DispatcherLink(Protocol):
+    """How the ingress reaches the dispatcher (a Serve handle in production)."""
+
+    def notify(self) -> None: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def stats(self) -> dict[str, Any] | None: ...
+
+
+def get_service(request: Request) -> JobService:
+    service: JobService = request.app.state.service
+    return service
+
+
+def get_dispatcher(request: Request) -> DispatcherLink:
+    link: DispatcherLink = request.app.state.dispatcher
+    return link
+
+
+def get_settings(request: Request) -> Settings:
+    return get_service(request).settings
+
+
+ServiceDep = Annotated[JobService, Depends(get_service)]
+DispatcherDep = Annotated[DispatcherLink, Depends(get_dispatcher)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the server has a key.")
+
+
+def require_key(settings: SettingsDep, key: Annotated[str | None, Depends(key_header)]) -> None:
+    expected = settings.api_key
+    if expected is None:
+        return
+    if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong API key (X-API-Key header)")
+
+
+Auth = [Depends(require_key)]

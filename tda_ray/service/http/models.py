@@ -1,0 +1,243 @@
+"""The HTTP contract: pydantic models of every request and response body.
+
+The job request (:data:`JobIn`) and the result (:data:`ResultOut`) are derived from the algorithm registry
+(:mod:`tda_ray.engine.registry`): an algorithm's parameter model is its ``params``, its summary model the
+result's numbers.  The first algorithm keeps the component names of the first API version (``JobIn``,
+``JobParams``, ``ResultOut``) so that generated clients stay valid.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    create_model,
+)
+
+from tda_ray.engine.registry import ALGORITHMS, DEFAULT_ALGORITHM, Algorithm
+from tda_ray.engine.summary import LandmarkInfo
+from tda_ray.service.jobs import ALL_STATUSES
+
+__all__ = [
+    "EventsAccepted",
+    "EventsRequest",
+    "ErrorOut",
+    "HealthOut",
+    "JobIn",
+    "JobList",
+    "JobOut",
+    "LandmarksOut",
+    "PointCloudIn",
+    "PointCloudOut",
+    "ResultOut",
+    "UploadIn",
+    "UploadOut",
+    "UploadPartOut",
+]
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+UploadStatus = Literal["open", "completing", "completed", "aborted"]
+assert set(JobStatus.__args__) == set(ALL_STATUSES)  # type: ignore[attr-defined]
+
+
+class ErrorOut(BaseModel):
+    detail: Any = Field(description="What is wrong: a message, or FastAPI's list of validation errors.")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: str
+    storage: str
+    dispatcher: dict[str, Any] | None = Field(description="Dispatcher state, null when it does not answer.")
+    components: dict[str, Any] = Field(
+        default_factory=dict, description="Optional companions, e.g. the Kafka broker ('broker')."
+    )
+
+
+Coordinate = Annotated[float, Strict()]
+
+
+class PointCloudIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"points": [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "name": "square"}]
+        },
+    )
+    points: list[list[Coordinate]] = Field(
+        min_length=1, description="One row per point, all rows of the same length; finite numbers only."
+    )
+    name: str | None = Field(default=None, max_length=200)
+
+
+class PointCloudOut(BaseModel):
+    id: str
+    n_points: int
+    dim: int
+    name: str | None
+    source: str = Field(description="json, npy, point-cloud (text/CSV) or parquet")
+    created_at: datetime
+
+
+class UploadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "lidar-scan-17"}]})
+    name: str | None = Field(default=None, max_length=200, description="Name of the point cloud it becomes.")
+
+
+class UploadPartOut(BaseModel):
+    part: int
+    size: int = Field(description="Bytes stored for this part.")
+
+
+class UploadOut(BaseModel):
+    id: str
+    name: str | None
+    status: UploadStatus
+    pointcloud_id: str | None = Field(description="The point cloud made from it, once completed.")
+    parts: list[UploadPartOut] = Field(description="Parts received so far (while open): resume from here.")
+    received_bytes: int
+    max_part_bytes: int = Field(description="Largest accepted part body.")
+    error: str | None = Field(default=None, description="Why the last completion failed (the session is open again).")
+    created_at: datetime
+
+
+# --------------------------------------------------------------------------- jobs (derived from the registry)
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _names(alg: Algorithm) -> tuple[str, str, str]:
+    """(job request, parameters, result) component names of an algorithm."""
+    if alg.name == DEFAULT_ALGORITHM:
+        return "JobIn", "JobParams", "ResultOut"
+    return f"{_camel(alg.name)}JobIn", f"{_camel(alg.name)}Params", f"{_camel(alg.name)}ResultOut"
+
+
+def _job_in(alg: Algorithm) -> type[BaseModel]:
+    job_name, params_name, _ = _names(alg)
+    params = create_model(params_name, __base__=alg.params, __doc__=alg.params.__doc__)
+    default = alg.name if alg.name == DEFAULT_ALGORITHM else ...
+    return create_model(
+        job_name,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"A job of algorithm {alg.name!r}: {alg.title}.",
+        pointcloud_id=(str, Field(description="Id returned by POST /v1/pointclouds.")),
+        algorithm=(Literal[alg.name], default),  # type: ignore[arg-type]
+        params=(params, Field(default_factory=params)),
+    )
+
+
+# [birth, death]; a list rather than a tuple, whose "prefixItems" schema trips some OpenAPI 3.0 tools.
+Pair = Annotated[list[float | None], Field(min_length=2, max_length=2)]
+
+
+class LandmarksOut(LandmarkInfo):
+    """Landmark jobs: how the cloud was subsampled (the covering radius bounds the error)."""
+
+
+def _result_out(alg: Algorithm) -> type[BaseModel]:
+    _, _, result_name = _names(alg)
+    fields: dict[str, Any] = {
+        "job_id": (str, ...),
+        "algorithm": (str, ...),
+        "params": (dict[str, Any], ...),
+        "diagrams": (
+            list[list[Pair]],
+            Field(description="Per homology dimension, [birth, death] pairs; death null = never dies (infinite)."),
+        ),
+        "finished_at": (datetime | None, ...),
+    }
+    if "landmarks" in alg.summary.model_fields:  # the wire name of the landmark report
+        info = alg.summary.model_fields["landmarks"]
+        fields["landmarks"] = (LandmarksOut | None, Field(default=None, description=info.description))
+    return create_model(result_name, __base__=alg.summary, **fields)
+
+
+JOB_IN_MODELS = {name: _job_in(alg) for name, alg in ALGORITHMS.items()}
+RESULT_MODELS = {name: _result_out(alg) for name, alg in ALGORITHMS.items()}
+
+
+def _algorithm_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("algorithm", DEFAULT_ALGORITHM))
+    return str(getattr(value, "algorithm", DEFAULT_ALGORITHM))
+
+
+if len(ALGORITHMS) == 1:
+    JobIn: Any = JOB_IN_MODELS[DEFAULT_ALGORITHM]
+    ResultOut: Any = RESULT_MODELS[DEFAULT_ALGORITHM]
+else:  # one request body per algorithm, told apart by "algorithm" (the default when it is left out)
+    JobIn = Annotated[
+        Union[tuple(Annotated[m, Tag(n)] for n, m in JOB_IN_MODELS.items())],  # noqa: UP007
+        Discriminator(_algorithm_of),
+    ]
+    ResultOut = Annotated[
+        Union[tuple(Annotated[m, Tag(n)] for n, m in RESULT_MODELS.items())],  # noqa: UP007
+        Discriminator(_algorithm_of),
+    ]
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    progress: float = Field(ge=0, le=1)
+    error: str | None
+    pointcloud_id: str
+    algorithm: str
+    params: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempt: int = Field(description="Dispatches so far (re-dispatched after a service restart).")
+    runs: int = Field(description="Task starts so far (Ray retries after a worker died included).")
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+# --------------------------------------------------------------------------- events
+
+MAX_EVENTS_PER_REQUEST = 10_000
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+AttributeValue = Union[StrictStr, StrictBool, StrictInt, FiniteFloat, None]  # noqa: UP007 - pydantic on 3.10
+
+
+class RawEventIn(BaseModel):
+    """One raw data event: a measurement (point) from a source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: str = Field(min_length=1, max_length=128, description="Sensor / stream id; the Kafka message key.")
+    values: list[FiniteFloat] = Field(min_length=1, max_length=4096, description="The point's coordinates.")
+    event_time: datetime | None = Field(default=None, description="When it happened (default: when received).")
+    event_id: str | None = Field(default=None, min_length=1, max_length=128, description="Default: a new UUID.")
+    attributes: dict[str, AttributeValue] | None = Field(default=None, max_length=64, description="Flat metadata.")
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[RawEventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="Events written to Kafka (acknowledged by all in-sync replicas).")
+    topic: str

@@ -1,0 +1,67 @@
+"""OpenAPI documentation shared by the routes: error responses, links between operations, raw bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tda_ray.service.http.models import ErrorOut, PointCloudIn
+
+Responses = dict[int | str, dict[str, Any]]
+ERR: dict[str, Any] = {"model": ErrorOut}
+R401: Responses = {401: {**ERR, "description": "Missing or wrong API key"}}
+R404: Responses = {404: {**ERR, "description": "Unknown id"}}
+R409: Responses = {409: {**ERR, "description": "Not possible in the job's current state"}}
+R413: Responses = {413: {**ERR, "description": "Request body over the size limit"}}
+R415: Responses = {415: {**ERR, "description": "Unsupported content type"}}
+R422: Responses = {422: {**ERR, "description": "Invalid input"}}
+R503: Responses = {503: {**ERR, "description": "Kafka is disabled or unreachable; nothing was published"}}
+
+# OpenAPI links: how a response's id feeds the next call (clients, and schemathesis' stateful phase).
+JOB_ID = {"job_id": "$response.body#/id"}
+PC_LINKS = {
+    "GetPointCloud": {"operationId": "get_pointcloud", "parameters": {"pointcloud_id": "$response.body#/id"}},
+    "SubmitJob": {"operationId": "submit_job", "requestBody": {"pointcloud_id": "$response.body#/id"}},
+}
+JOB_LINKS = {
+    "GetJob": {"operationId": "get_job", "parameters": JOB_ID},
+    "GetResult": {"operationId": "get_result", "parameters": JOB_ID},
+    "CancelJob": {"operationId": "cancel_job", "parameters": JOB_ID},
+    "GetDiagramSvg": {"operationId": "diagram_svg", "parameters": JOB_ID},
+    "GetDiagramPng": {"operationId": "diagram_png", "parameters": JOB_ID},
+}
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PointCloudIn.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".npy (never unpickled), .csv/.txt (one point per line) or .parquet",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                    },
+                }
+            },
+            # Raw bodies, streamed to storage; the bytes decide the format (octet-stream: either).
+            **{
+                t: {"schema": {"type": "string", "format": "binary", "description": "a 2-D .npy or a Parquet file"}}
+                for t in ("application/x-npy", "application/vnd.apache.parquet", "application/octet-stream")
+            },
+        },
+    }
+}
+
+
+PART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}

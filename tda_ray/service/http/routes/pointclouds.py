@@ -1,0 +1,150 @@
+"""POST /v1/pointclouds (JSON, multipart file, or a raw .npy/Parquet body) and GET /v1/pointclouds/{id}."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+
+from tda_ray.io.formats import BINARY_FORMATS, detect_format
+from tda_ray.service.http.deps import Auth, ServiceDep
+from tda_ray.service.http.middleware import STREAM_TYPES, BodyTooLarge
+from tda_ray.service.http.models import PointCloudIn, PointCloudOut
+from tda_ray.service.http.openapi import PC_LINKS, R401, R404, R413, R415, R422, UPLOAD_BODY
+from tda_ray.service.jobs import InvalidRequest, PayloadTooLarge, PointCloudRecord
+from tda_ray.service.jobs.service import JobService
+
+router = APIRouter(tags=["pointclouds"], dependencies=Auth)
+
+_POINTS = TypeAdapter(PointCloudIn)
+STREAM_CHUNK = 4 * 1024 * 1024  # bytes handed to storage per write while a body streams in
+
+
+def pointcloud_out(pc: PointCloudRecord) -> PointCloudOut:
+    return PointCloudOut(
+        id=pc.id, n_points=pc.n_points, dim=pc.dim, name=pc.name, source=pc.source, created_at=pc.created_at
+    )
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(STREAM_CHUNK):
+        yield chunk
+
+
+async def stream_upload(
+    service: JobService, chunks: AsyncIterator[bytes], name: str | None, expected: str | None
+) -> PointCloudRecord:
+    """A body copied to storage as it arrives (never whole in memory), then checked and re-encoded."""
+    up = await run_in_threadpool(service.uploads.begin)
+    try:
+        buf = bytearray()
+        async for chunk in chunks:
+            buf += chunk
+            if len(buf) >= STREAM_CHUNK:
+                await run_in_threadpool(up.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await run_in_threadpool(up.write, bytes(buf))
+    except BaseException:
+        await run_in_threadpool(up.abort)
+        raise
+    return await run_in_threadpool(service.uploads.finish, up, name, expected)
+
+
+async def _json_upload(service: JobService, request: Request, name: str | None) -> PointCloudRecord:
+    body = await request.body()
+    try:
+        parsed = _POINTS.validate_json(body)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = []
+        for err in exc.errors(include_url=False, include_context=False):
+            e = {**err, "loc": ("body", *err["loc"])}
+            # Echo only small, printable inputs (the body may be huge or not even text).
+            if not isinstance(e.get("input"), (int, float, str, type(None))) or len(str(e["input"])) > 200:
+                e.pop("input", None)
+            errors.append(e)
+        raise RequestValidationError(errors) from exc
+    return await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name or name)
+
+
+async def _multipart_upload(service: JobService, request: Request, name: str | None) -> PointCloudRecord:
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except (HTTPException, BodyTooLarge):
+        raise
+    except Exception as exc:  # malformed multipart framing
+        raise InvalidRequest(f"malformed multipart body: {exc}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("multipart body needs a 'file' field holding the point cloud")
+    form_name = form.get("name")
+    if form_name is not None and (not isinstance(form_name, str) or len(form_name) > 200):
+        raise InvalidRequest("'name' must be text of at most 200 characters")
+    filename = upload.filename or "upload"
+    head = await upload.read(8)
+    await upload.seek(0)
+    if detect_format(filename, head) in BINARY_FORMATS:  # spooled to disk by the parser: copy it on unread
+        return await stream_upload(service, _file_chunks(upload), form_name or name or filename, None)
+    limit = service.settings.max_upload_bytes
+    if (upload.size or 0) > limit:
+        raise PayloadTooLarge(
+            f"{filename} has {upload.size} bytes; text uploads are limited to {limit} bytes "
+            "(send .npy or Parquet for larger clouds)"
+        )
+    data = await upload.read()
+    return await run_in_threadpool(service.create_pointcloud_from_file, data, filename, form_name or name)
+
+
+@router.post(
+    "/v1/pointclouds",
+    status_code=201,
+    response_model=PointCloudOut,
+    operation_id="upload_pointcloud",
+    openapi_extra=UPLOAD_BODY,
+    responses={201: {"links": PC_LINKS}, **R401, **R413, **R415, **R422},
+)
+async def upload_pointcloud(
+    request: Request,
+    service: ServiceDep,
+    name: Annotated[str | None, Query(max_length=200, description="Name of a streamed .npy/Parquet body")] = None,
+) -> PointCloudOut:
+    """Upload a point cloud: JSON ``{"points": [...]}``, a multipart ``file``, or a raw .npy/Parquet body.
+
+    .npy and Parquet (raw bodies, or multipart files) are written to storage as they arrive and checked
+    block by block, so clouds far larger than the ingress' memory can be uploaded for landmark jobs.
+    """
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        rec = await _json_upload(service, request, name)
+    elif ctype in STREAM_TYPES:
+        rec = await stream_upload(service, _body_chunks(request), name, STREAM_TYPES[ctype])
+    elif ctype == "multipart/form-data":
+        rec = await _multipart_upload(service, request, name)
+    else:
+        raise HTTPException(
+            415,
+            f"send application/json, multipart/form-data, application/x-npy, application/vnd.apache.parquet "
+            f"or application/octet-stream, not {ctype or 'no content type'}",
+        )
+    return pointcloud_out(rec)
+
+
+@router.get(
+    "/v1/pointclouds/{pointcloud_id}",
+    response_model=PointCloudOut,
+    operation_id="get_pointcloud",
+    responses={**R401, **R404},
+)
+def get_pointcloud(pointcloud_id: str, service: ServiceDep) -> PointCloudOut:
+    return pointcloud_out(service.get_pointcloud(pointcloud_id))

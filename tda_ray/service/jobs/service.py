@@ -1,0 +1,151 @@
+"""What the HTTP routes call: point clouds, jobs, results, events and health, for one ingress replica.
+
+Every error is a typed exception (:mod:`~tda_ray.service.jobs.errors`) that the HTTP layer maps to a 4xx
+or 503.  Stateless apart from what it owns (a store, a Kafka producer, upload threads), so any number of
+ingress replicas can run at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tda_ray import io as tio
+from tda_ray.engine.params import Params
+from tda_ray.engine.registry import Algorithm, get_algorithm
+from tda_ray.engine.rips import MemoryLimitError
+from tda_ray.engine.summary import DiagramSummary
+from tda_ray.io.arrays import as_float_matrix
+from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
+from tda_ray.service.jobs.uploads import UploadService
+from tda_ray.service.settings import Settings
+from tda_ray.service.store import JobRecord, PointCloudRecord, Store
+from tda_ray.service.streaming.events import RawEventPublisher
+from tda_ray.service.streaming.kafka import KafkaUnavailable
+from tda_ray.service.streaming.sink import StreamingHealth
+
+__all__ = ["JobResult", "JobService", "validate_points"]
+
+
+def validate_points(points: Any, settings: Settings, source: str = "point cloud") -> npt.NDArray[np.float64]:
+    """A finite, non-empty ``(n, d)`` float64 array, or :class:`InvalidRequest` naming the problem."""
+    try:
+        arr = as_float_matrix(points, source)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    if arr.size == 0:
+        raise InvalidRequest(f"{source} is empty: at least one point with at least one coordinate is needed")
+    if arr.shape[0] > settings.max_points:
+        raise PayloadTooLarge(f"{source} has {arr.shape[0]} points; the limit is {settings.max_points}")
+    return arr
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: JobRecord
+    summary: DiagramSummary
+    diagrams: list[npt.NDArray[np.float64]]
+
+
+class JobService:
+    """Operations behind the HTTP routes."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url, settings.storage_root)
+        self.uploads = UploadService(settings, self.store)
+        self._events = RawEventPublisher(settings.kafka)
+        self._streaming_health = StreamingHealth(settings.kafka)
+
+    def close(self) -> None:
+        self.uploads.close()
+        self._events.close()
+        self.store.close()
+
+    # --- health ------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``database``/``storage``: ``ok`` or the error; ``components``: Kafka broker and sink."""
+        state = "ok"
+        try:
+            self.store.ping()
+        except Exception as exc:  # report, never fail the probe itself
+            state = f"error: {type(exc).__name__}: {exc}"
+        try:
+            kafka = self._streaming_health()
+        except Exception as exc:
+            kafka = {"enabled": self.settings.kafka.enabled, "error": f"{type(exc).__name__}: {exc}"}
+        return {"database": state, "storage": state, "components": {"kafka": kafka}}
+
+    # --- point clouds ----------------------------------------------------------------------------
+    def create_pointcloud(self, points: Any, name: str | None, source: str = "json") -> PointCloudRecord:
+        arr = validate_points(points, self.settings)
+        return self.store.create_pointcloud(arr, name=name, source=source)
+
+    def create_pointcloud_from_file(self, data: bytes, filename: str, name: str | None) -> PointCloudRecord:
+        fmt = tio.detect_format(filename, data[:8])
+        if tio.is_distance_format(fmt):
+            raise InvalidRequest(f"{filename}: distance matrices are not accepted here; upload a point cloud")
+        try:
+            arr = tio.load_bytes(data, fmt, name=filename)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        return self.create_pointcloud(arr, name or filename, source=fmt)
+
+    def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
+        return self.store.get_pointcloud(pointcloud_id)
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def submit(self, pointcloud_id: str, algorithm: str, params: Params | Mapping[str, Any]) -> JobRecord:
+        try:
+            alg = get_algorithm(algorithm)
+            clean = params if isinstance(params, alg.params) else alg.parse(dict(params))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        maxdim = getattr(clean, "maxdim", None)
+        if maxdim is not None and maxdim > self.settings.max_maxdim:
+            raise InvalidRequest(f"maxdim {maxdim} is above this server's limit of {self.settings.max_maxdim}")
+        pc = self.store.get_pointcloud(pointcloud_id)  # 404 before anything is recorded
+        self._admit(alg, pc, clean)
+        return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"))
+
+    def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> None:
+        count = params.landmark_count(pc.n_points)
+        if count is None and pc.n_points > self.settings.max_points:
+            raise InvalidRequest(
+                f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
+                'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
+            )
+        # The engine's up-front refusal, checked here so the client gets a 422 instead of a failed job.
+        try:
+            alg.check_memory(pc.n_points if count is None else count, params, self.settings.memory_limit_bytes)
+        except MemoryLimitError as exc:
+            raise InvalidRequest(str(exc)) from exc
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return self.store.get_job(job_id)
+
+    def list_jobs(self, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        return self.store.list_jobs(status=status, limit=limit, offset=offset)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        return self.store.cancel_job(job_id)
+
+    def result(self, job_id: str) -> JobResult:
+        job = self.store.get_job(job_id)
+        res = self.store.get_result(job_id)
+        summary = get_algorithm(job.algorithm).summary.model_validate(res.summary)
+        return JobResult(job=job, summary=summary, diagrams=res.diagrams)
+
+    # --- events --------------------------------------------------------------------------------
+    def publish_events(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Publish raw events to Kafka; all acknowledged, or :class:`EventsUnavailable`."""
+        if not self.settings.kafka.enabled:
+            raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)")
+        try:
+            return self._events.publish(events)
+        except KafkaUnavailable as exc:
+            raise EventsUnavailable(f"events not accepted: {exc}") from exc

@@ -1,0 +1,112 @@
+"""The job store's SQL schema (SQLAlchemy Core), and the one migration it has needed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+__all__ = ["jobs", "metadata", "migrate", "outbox", "pointclouds", "results", "uploads"]
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes, also on SQLite (which stores them naive)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+metadata = sa.MetaData()
+
+pointclouds = sa.Table(
+    "pointclouds",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("n_points", sa.Integer, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("blob_key", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Upload sessions: a large cloud sent as numbered parts (each one bounded request), assembled on completion.
+# The parts are blobs under upload-sessions/<id>/; the row says what became of the session.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open | completing | completed | aborted
+    sa.Column("pointcloud_id", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Why the last completion failed (the session is open again), for clients polling a long completion.
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pointcloud_id", sa.String(32), sa.ForeignKey("pointclouds.id"), nullable=False),
+    sa.Column("algorithm", sa.String(64), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("progress", sa.Float, nullable=False, default=0.0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Dispatch fence: bumped on every dispatch; tasks write only while it matches.
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    # Task starts, Ray retries after a worker death included.
+    sa.Column("runs", sa.Integer, nullable=False, default=0),
+    # Dispatcher that claimed the job (NULL: free to claim).
+    sa.Column("dispatcher", sa.String(64), nullable=True),
+    sa.Column("worker_pid", sa.Integer, nullable=True),
+    sa.Column("worker_node", sa.String(64), nullable=True),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("blob_key", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Transactional outbox: a row is written in the same transaction that records
+# a job's result, so a consumer (the Kafka sink) never misses or invents one.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("published_at", UTCDateTime, nullable=True, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    # The message itself, built by the job's task with its result: the sink publishes it as it is.
+    sa.Column("message", sa.JSON, nullable=True),
+)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring a database made by an older version up to this schema (columns added since)."""
+    added = {"outbox": ("message", "JSON"), "uploads": ("error", "TEXT")}
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        for table, (column, kind) in added.items():
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
