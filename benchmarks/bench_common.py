@@ -13,7 +13,7 @@ BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 
 
 def load_module(name: str, relpath: str) -> ModuleType:
-    """A module of the repository that is not in a package (tests/service_harness.py, infra/kafka/broker.py)."""
+    """A module of the repository that is not in a package (tests/support/service.py, infra/kafka/broker.py)."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relpath)

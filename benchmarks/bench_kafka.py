@@ -18,8 +18,6 @@ Prints a table and (with --json) writes the figures. Loopback only; bounded in c
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import os
 import platform
@@ -180,8 +178,7 @@ def bench_service_latency(bootstrap: str, n_jobs: int, workdir: Path) -> dict[st
     import httpx
     from kafka import KafkaConsumer
 
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    harness = importlib.import_module("service_harness")  # the tests' launcher of `tda-ray serve`
+    harness = load_module("tda_service_harness", "tests/support/service.py")  # the tests' `tda-ray serve`
     ServiceProcess, wait_for = harness.ServiceProcess, harness.wait_for
 
     from tda_ray.service.settings import Settings

@@ -166,7 +166,7 @@ def bench_service_landmarks(
 ) -> dict[str, Any]:
     from tda_ray.client import Client
 
-    harness = load_module("service_harness", "tests/service_harness.py")
+    harness = load_module("tda_service_harness", "tests/support/service.py")
     path = workdir / f"torus_{points}.npy"
     if not path.exists():
         np.save(path, torus(points))

@@ -38,7 +38,7 @@ BEGIN, END = "<!-- service-bench:begin -->", "<!-- service-bench:end -->"
 
 
 def _harness() -> Any:
-    return load_module("service_harness", "tests/service_harness.py")
+    return load_module("tda_service_harness", "tests/support/service.py")
 
 
 def cloud(n: int, seed: int) -> np.ndarray:

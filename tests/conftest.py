@@ -11,37 +11,21 @@ Without java 17+ or the broker jars (``make kafka-jars``) these fixtures skip wi
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from support.kafka import consume_messages, load_broker_module
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-_BROKER_PY = REPO_ROOT / "infra" / "kafka" / "broker.py"
-
-
-def _load_broker_module() -> ModuleType:
-    name = "tda_kafka_broker"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _BROKER_PY)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="session")
 def broker_module() -> ModuleType:
-    return _load_broker_module()
+    mod: ModuleType = load_broker_module()
+    return mod
 
 
 def _require_kafka(mod: ModuleType) -> None:
@@ -85,33 +69,8 @@ def kafka_broker_factory(
             broker.stop(timeout=60)
 
 
-def consume_messages(
-    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout_s: float = 30.0
-) -> list[Any]:
-    """Read `topic` from the beginning until ``until(records)`` is true or the timeout passes."""
-    import time
-
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until(records):
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
-
-
 @pytest.fixture
 def kafka_consume() -> Callable[..., list[Any]]:
     """``kafka_consume(bootstrap, topic, until=lambda recs: len(recs) >= n, timeout_s=30)`` -> records."""
-    return consume_messages
+    consume: Callable[..., list[Any]] = consume_messages
+    return consume

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray_clusters
+from support import ray_clusters
 
 from tda_ray import cli
 from tda_ray.distributed import batch, ray_jobs

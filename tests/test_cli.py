@@ -282,3 +282,20 @@ def test_cli_imports_no_server_code() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=ENV)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`tda-ray rips FILE | head` exits 0 without a traceback when head stops reading."""
+    write_points(tmp_path / "many.txt", np.random.default_rng(0).random((8000, 2)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tda_ray.cli", "rips", str(tmp_path / "many.txt"), "--maxdim", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"# 8000 points")
+    proc.stdout.close()  # the reader goes away; the ~200 KB left cannot be written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from service_harness import REPO_ROOT, ServiceProcess, free_port, wait_for
+from support.service import REPO_ROOT, ServiceProcess, free_port, wait_for
 
 from tda_ray.client import ApiError, Client, JobFailed, Result
 from tda_ray.engine import vietoris_rips

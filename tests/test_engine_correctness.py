@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from engine_compare import (
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.sparse.csgraph import shortest_path
+from scipy.spatial.distance import cdist
+from support.engine_compare import (
     Diagrams,
     assert_same_diagrams,
     euclidean_matrix,
@@ -22,11 +27,6 @@ from engine_compare import (
     gudhi_rips,
     ripser_py,
 )
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-from scipy.sparse.csgraph import shortest_path
-from scipy.spatial.distance import cdist
 
 from tda_ray.engine import MemoryLimitError, vietoris_rips
 

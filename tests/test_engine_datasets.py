@@ -14,7 +14,15 @@ import os
 import numpy as np
 import numpy.typing as npt
 import pytest
-from engine_compare import DATASETS, Diagrams, assert_same_diagrams, euclidean_matrix, giotto_ph, normalize, ripser_py
+from support.engine_compare import (
+    DATASETS,
+    Diagrams,
+    assert_same_diagrams,
+    euclidean_matrix,
+    giotto_ph,
+    normalize,
+    ripser_py,
+)
 from vr_cases import CASES, LARGE, Case
 
 from tda_ray import io as tio

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from engine_compare import euclidean_matrix
+from support.engine_compare import euclidean_matrix
 
 from tda_ray.engine import CancelToken, EngineCancelled, MemoryLimitError, PersistenceResult, vietoris_rips
 

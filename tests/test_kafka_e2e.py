@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from service_harness import ServiceProcess, wait_for
+from support.service import ServiceProcess, wait_for
 
 from tda_ray.service.streaming import messages
 

@@ -209,3 +209,32 @@ def test_sink_started_before_the_broker_creates_topics_and_catches_up(tmp_path, 
     assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
     records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(_by_key(r)) >= 2)
     assert set(_by_key(records)) == set(ids)
+
+
+def test_the_sink_publishes_the_message_written_with_the_result(tmp_path, kafka_broker, kafka_consume):
+    """The outbox row carries the message the job's task built: the sink reads nothing else (here the
+    result blobs are even deleted before it starts, and every message still goes out, equal to the row's)."""
+    settings = _settings(tmp_path, kafka_broker.bootstrap)
+    cfg = settings.kafka
+    ensure_topics(cfg)
+    ids = _finish_jobs(settings, 2, seed=7)
+    st = _store(settings)
+    rows = {r.job_id: r.message for r in st.pending_outbox(limit=10)}
+    assert set(rows) == set(ids) and all(m is not None for m in rows.values())
+    for job_id in ids:
+        messages.validate_result_message(rows[job_id])
+        result = st.get_result(job_id)
+        assert rows[job_id]["betti"] == result.summary["betti"]
+        assert rows[job_id]["n_features"] == result.summary["n_pairs"]
+    for blob in (tmp_path / "storage" / "results").iterdir():
+        blob.unlink()
+    sink = _sink(settings)
+    try:
+        records = kafka_consume(cfg.bootstrap, cfg.results_topic, until=lambda r: len(_by_key(r)) >= 2)
+        _wait(lambda: not _pending(settings), 10, "outbox to drain")
+    finally:
+        sink.stop()
+    for job_id, recs in _by_key(records).items():
+        published = json.loads(recs[0].value)
+        assert published.pop("published_at")
+        assert published == rows[job_id]

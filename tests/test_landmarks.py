@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray_clusters
+from support import ray_clusters
 
 from tda_ray.distributed import landmarks as lm
 from tda_ray.distributed.sampling import farthest_point_sample
@@ -201,6 +201,21 @@ def test_progress_and_cancel(local_ray: None) -> None:
     token.cancel()
     with pytest.raises(EngineCancelled):
         lm.landmark_rips(X, 100, maxdim=1, cancel=token)
+
+
+def test_progress_of_the_rips_task_reaches_the_caller(local_ray: None) -> None:
+    """With ``rips_cpus`` (the service's landmark jobs) Rips runs as its own task; its progress streams back."""
+    X = np.random.default_rng(2).normal(size=(3000, 4))
+    params = RipsParams.parse(landmarks=400, maxdim=2)
+    seen: list[float] = []
+    res = lm.run_landmark_rips(X, params, n_workers=1, rips_cpus=1, progress=seen.append)
+    assert res.n_landmarks == 400
+    rips_phase = [f for f in seen if 0.5 < f < 1.0]
+    assert rips_phase, seen  # the Rips step (about a second here) reported while it ran
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    ref = vietoris_rips(res.sample.landmarks, maxdim=2).diagrams
+    for got, want in zip(res.diagrams, ref, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 # --------------------------------------------------------------------------- diagrams within 2 eps

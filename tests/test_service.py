@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from service_harness import REPO_ROOT, ServiceProcess, wait_done, wait_for
+from support.service import REPO_ROOT, ServiceProcess, wait_done, wait_for
 
 from tda_ray.engine import vietoris_rips
 

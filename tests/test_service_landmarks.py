@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from service_harness import REPO_ROOT, ServiceProcess, wait_done
+from support.service import REPO_ROOT, ServiceProcess, wait_done
 
 from tda_ray.client import Client
 from tda_ray.engine import vietoris_rips

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_harness import ServiceProcess, session_members, wait_for
+from support.service import ServiceProcess, session_members, wait_for
 
 from tda_ray.engine import vietoris_rips
 from tda_ray.service.store import Store

@@ -93,3 +93,84 @@ def test_the_dispatcher_expires_idle_sessions(tmp_path: Path) -> None:
         dispatcher.stop()
     assert svc.uploads.get(up.id).status == UploadStatus.ABORTED
     assert not parts_dir(tmp_path, up.id).exists()
+
+
+def test_a_long_completion_answers_with_the_session_then_finishes(tmp_path: Path) -> None:
+    svc = JobService(settings(tmp_path))
+    X = np.random.default_rng(3).normal(size=(400_000, 3))
+    data = npy(X)
+    up = svc.uploads.create("long")
+    for n, i in enumerate(range(0, len(data), 1 << 20)):
+        svc.uploads.put_part(up.id, n, data[i : i + (1 << 20)])
+    first = svc.uploads.complete(up.id, wait_s=0)  # no waiting: the session itself, still completing
+    assert not isinstance(first, PointCloudRecord)
+    assert first.status == UploadStatus.COMPLETING
+    assert svc.uploads.complete(up.id, wait_s=0).status == UploadStatus.COMPLETING  # type: ignore[union-attr]
+    deadline = time.monotonic() + 60
+    while svc.uploads.get(up.id).status == UploadStatus.COMPLETING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done = svc.uploads.get(up.id)
+    assert done.status == UploadStatus.COMPLETED and done.pointcloud_id
+    np.testing.assert_array_equal(svc.store.load_points(done.pointcloud_id), X)
+    assert complete(svc, up.id).id == done.pointcloud_id
+
+
+def test_a_failed_long_completion_reopens_the_session_with_its_reason(tmp_path: Path) -> None:
+    svc = JobService(settings(tmp_path))
+    X = np.random.default_rng(4).normal(size=(300_000, 2))
+    X[299_999, 1] = np.inf  # found only when the last block is read
+    data = npy(X)
+    up = svc.uploads.create(None)
+    for n, i in enumerate(range(0, len(data), 1 << 20)):
+        svc.uploads.put_part(up.id, n, data[i : i + (1 << 20)])
+    assert not isinstance(svc.uploads.complete(up.id, wait_s=0), PointCloudRecord)
+    deadline = time.monotonic() + 60
+    while svc.uploads.get(up.id).status == UploadStatus.COMPLETING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec = svc.uploads.get(up.id)
+    assert rec.status == UploadStatus.OPEN
+    assert rec.error is not None and "row 299999, column 1" in rec.error
+
+
+def test_completion_reads_the_parts_in_place(tmp_path: Path) -> None:
+    # The parts are read as one file and re-encoded once: nothing else is written under the storage root.
+    svc = JobService(settings(tmp_path))
+    data = npy(np.random.default_rng(5).normal(size=(20_000, 3)))
+    up = svc.uploads.create(None)
+    for n, i in enumerate(range(0, len(data), 100_000)):
+        svc.uploads.put_part(up.id, n, data[i : i + 100_000])
+    written: list[str] = []
+    writer = svc.store.blobs.writer
+    svc.store.blobs.writer = lambda key: written.append(key) or writer(key)  # type: ignore[method-assign]
+    pc = complete(svc, up.id)
+    assert written == [f"pointclouds/{pc.id}.npy"]
+
+
+def test_the_client_waits_out_a_202_completion(tmp_path: Path) -> None:
+    """The real app in-process (no Serve): with no wait allowed, completing answers 202 and the client polls."""
+    from starlette.testclient import TestClient
+
+    from tda_ray.client import Client
+    from tda_ray.service.http.app import create_app
+
+    s = settings(tmp_path, upload_complete_wait_s=0)
+    svc = JobService(s)
+    dispatcher = Dispatcher(s)  # no Ray needed while no job is submitted
+    try:
+        with TestClient(create_app(svc, dispatcher), base_url="http://testserver") as http:
+            X = np.random.default_rng(6).normal(size=(300_000, 3))
+            np.save(tmp_path / "big.npy", X)
+            r = http.post(f"/v1/uploads/{'0' * 32}/complete")
+            assert r.status_code == 404
+            client = Client("http://testserver", part_size=1 << 20)
+            client._http = http  # the same httpx client API, wired to the app
+            answers: list[tuple[str, int]] = []
+            http.event_hooks["response"].append(lambda r: answers.append((r.request.url.path, r.status_code)))
+            pc = client.upload_file(tmp_path / "big.npy")
+            completes = [code for path, code in answers if path.endswith("/complete")]
+            assert completes == [202], answers  # then GET /v1/uploads/{id} until the cloud is there
+            assert any(path.startswith("/v1/pointclouds/") and code == 200 for path, code in answers)
+            assert (pc["n_points"], pc["dim"]) == (300_000, 3)
+            np.testing.assert_array_equal(svc.store.load_points(pc["id"]), X)
+    finally:
+        dispatcher.stop()

@@ -191,6 +191,8 @@ def _rips_in_task(
             kind, value = ray.get(ref)
             if kind == "result":
                 out: PersistenceResult = value
+                if progress is not None:
+                    progress(1.0)
                 return out
             if progress is not None:
                 progress(float(value))

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 Diagrams = list[npt.NDArray[np.float64]]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATASETS = Path(os.environ.get("TDA_DATASETS", REPO.parent / "shared" / "datasets"))
 REL_TOL = 1e-6
 # Distances are rounded to float32: below its smallest normal number they may flush to zero, where GUDHI's float64
