@@ -219,8 +219,8 @@ def test_the_sink_publishes_the_message_written_with_the_result(tmp_path, kafka_
     ensure_topics(cfg)
     ids = _finish_jobs(settings, 2, seed=7)
     st = _store(settings)
-    rows = {r.job_id: r.message for r in st.pending_outbox(limit=10)}
-    assert set(rows) == set(ids) and all(m is not None for m in rows.values())
+    rows = {r.job_id: r.message or {} for r in st.pending_outbox(limit=10)}
+    assert set(rows) == set(ids) and all(rows.values())
     for job_id in ids:
         messages.validate_result_message(rows[job_id])
         result = st.get_result(job_id)

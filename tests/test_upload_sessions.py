@@ -15,6 +15,7 @@ from tda_ray.service.jobs.dispatcher import Dispatcher
 from tda_ray.service.jobs.service import JobService
 from tda_ray.service.settings import Settings
 from tda_ray.service.store import PointCloudRecord, UploadStatus
+from tda_ray.service.store.blobs import BlobWriter
 
 
 def settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -141,7 +142,12 @@ def test_completion_reads_the_parts_in_place(tmp_path: Path) -> None:
         svc.uploads.put_part(up.id, n, data[i : i + 100_000])
     written: list[str] = []
     writer = svc.store.blobs.writer
-    svc.store.blobs.writer = lambda key: written.append(key) or writer(key)  # type: ignore[method-assign]
+
+    def spy(key: str) -> BlobWriter:
+        written.append(key)
+        return writer(key)
+
+    svc.store.blobs.writer = spy  # type: ignore[method-assign]
     pc = complete(svc, up.id)
     assert written == [f"pointclouds/{pc.id}.npy"]
 
