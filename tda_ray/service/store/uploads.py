@@ -77,28 +77,22 @@ class UploadSessions(Database):
             )
         return bool(res.rowcount == 1)
 
-    def expire_uploads(self, idle_s: float) -> list[str]:
-        """Abort open sessions with no part for ``idle_s`` seconds (their parts are deleted); their ids."""
+    def _idle(self, status: UploadStatus, idle_s: float) -> list[str]:
         cutoff = utcnow() - timedelta(seconds=idle_s)
         with self._read() as conn:
             ids = conn.execute(
-                sa.select(uploads.c.id).where(
-                    uploads.c.status == UploadStatus.OPEN.value, uploads.c.updated_at < cutoff
-                )
+                sa.select(uploads.c.id).where(uploads.c.status == status.value, uploads.c.updated_at < cutoff)
             ).scalars()
-            stale = [str(i) for i in ids]
+            return [str(i) for i in ids]
+
+    def expire_uploads(self, idle_s: float) -> list[str]:
+        """Abort open sessions with no part for ``idle_s`` seconds (their parts are deleted); their ids."""
+        stale = self._idle(UploadStatus.OPEN, idle_s)
         return [i for i in stale if self.set_upload_status(i, UploadStatus.ABORTED, expect=(UploadStatus.OPEN,))]
 
     def reopen_stalled_completions(self, idle_s: float) -> list[str]:
         """Sessions left ``completing`` by a process that died (no progress for ``idle_s``) go back to open."""
-        cutoff = utcnow() - timedelta(seconds=idle_s)
-        with self._read() as conn:
-            ids = conn.execute(
-                sa.select(uploads.c.id).where(
-                    uploads.c.status == UploadStatus.COMPLETING.value, uploads.c.updated_at < cutoff
-                )
-            ).scalars()
-            stalled = [str(i) for i in ids]
+        stalled = self._idle(UploadStatus.COMPLETING, idle_s)
         return [i for i in stalled if self.set_upload_status(i, UploadStatus.OPEN, expect=(UploadStatus.COMPLETING,))]
 
     def upload_part_key(self, upload_id: str, part: int) -> str:

@@ -155,14 +155,18 @@ def _check_timestamps(message: Mapping[str, Any], fields: Sequence[str], what: s
             raise ValueError(f"{what} invalid at {name}: {value!r} has no time zone")
 
 
-def validate_result_message(message: Mapping[str, Any]) -> None:
-    """Raise ValueError naming the first problem if `message` is not a valid v1 result message."""
-    v = _validator(str(RESULT_SCHEMA_FILE))
+def _check_against(schema_file: Path, message: Mapping[str, Any], what: str, timestamps: Sequence[str]) -> None:
+    v = _validator(str(schema_file))
     err = jsonschema.exceptions.best_match(v.iter_errors(message))
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-        raise ValueError(f"result message invalid at {where}: {err.message}")
-    _check_timestamps(message, ("finished_at", "published_at"), "result message")
+        raise ValueError(f"{what} invalid at {where}: {err.message}")
+    _check_timestamps(message, timestamps, what)
+
+
+def validate_result_message(message: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first problem if `message` is not a valid v1 result message."""
+    _check_against(RESULT_SCHEMA_FILE, message, "result message", ("finished_at", "published_at"))
     # What JSON Schema cannot say: every per-dimension array covers dimensions 0..maxdim.
     dims = int(message["params"]["maxdim"]) + 1
     for field in ("betti", "n_features", "total_persistence", "diagrams"):
@@ -191,9 +195,5 @@ def build_raw_event(event: Mapping[str, Any], received_at: datetime | None = Non
 
 
 def validate_raw_event(message: Mapping[str, Any]) -> None:
-    v = _validator(str(RAW_EVENT_SCHEMA_FILE))
-    err = jsonschema.exceptions.best_match(v.iter_errors(message))
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-        raise ValueError(f"raw event invalid at {where}: {err.message}")
-    _check_timestamps(message, ("event_time", "received_at"), "raw event")
+    """Raise ValueError naming the first problem if `message` is not a valid v1 raw event."""
+    _check_against(RAW_EVENT_SCHEMA_FILE, message, "raw event", ("event_time", "received_at"))

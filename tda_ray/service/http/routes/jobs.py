@@ -23,20 +23,7 @@ router = APIRouter(tags=["jobs"], dependencies=Auth)
 
 
 def job_out(job: JobRecord) -> JobOut:
-    return JobOut(
-        id=job.id,
-        status=job.status,  # type: ignore[arg-type]
-        progress=job.progress,
-        error=job.error,
-        pointcloud_id=job.pointcloud_id,
-        algorithm=job.algorithm,
-        params=job.params,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        attempt=job.attempt,
-        runs=job.runs,
-    )
+    return JobOut.model_validate(job, from_attributes=True)
 
 
 @router.post(

@@ -26,9 +26,7 @@ STREAM_CHUNK = 4 * 1024 * 1024  # bytes handed to storage per write while a body
 
 
 def pointcloud_out(pc: PointCloudRecord) -> PointCloudOut:
-    return PointCloudOut(
-        id=pc.id, n_points=pc.n_points, dim=pc.dim, name=pc.name, source=pc.source, created_at=pc.created_at
-    )
+    return PointCloudOut.model_validate(pc, from_attributes=True)
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
