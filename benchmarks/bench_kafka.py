@@ -52,11 +52,11 @@ def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
     events = [
         {"source_id": f"sensor-{i % 16}", "values": rng.normal(size=3).tolist(), "event_id": str(i)} for i in range(n)
     ]
-    pub.publish(events[:batch])  # warm-up: connection, metadata, producer id
+    pub.publish_events(events[:batch])  # warm-up: connection, metadata, producer id
     t0 = time.perf_counter()
     nbytes = 0
     for i in range(0, n, batch):
-        sent = pub.publish(events[i : i + batch])
+        sent = pub.publish_events(events[i : i + batch])
         nbytes += sum(len(json.dumps(m)) for m in sent)
     dt = time.perf_counter() - t0
     pub.close()

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Start, stop and check the feature-stats Flink job in the background on the embedded mini-cluster.
+"""Start, stop and check a Flink job in the background on the embedded mini-cluster.
 
 Standard library only, so any interpreter can run it (``make run`` uses it through ``mk/flink.mk``)::
 
-    python3 flink/run_local.py start [--state-dir var/flink] [--timeout 180] [-- JOB OPTIONS...]
-    python3 flink/run_local.py stop  [--state-dir var/flink] [--timeout 30]
-    python3 flink/run_local.py status [--state-dir var/flink]     # exit 0 when running
+    python3 flink/run_local.py start [--job feature_stats|streams] [--state-dir DIR] [--timeout 180] [-- JOB OPTIONS...]
+    python3 flink/run_local.py stop  [--job ...] [--state-dir DIR] [--timeout 30]
+    python3 flink/run_local.py status [--job ...] [--state-dir DIR]     # exit 0 when running
+
+Jobs: ``feature_stats`` (feature_stats_job.py, state dir var/flink or $TDA_FLINK_STATE_DIR) and ``streams``
+(stream_job.py, var/flink-streams or $TDA_FLINK_STREAMS_STATE_DIR).
 
 ``start`` returns once the job reports it is running (idempotent: a running job is left alone); the job
 reads its settings from the environment (TDA_KAFKA_BOOTSTRAP, TDA_FLINK_*), options after ``--`` override
@@ -28,16 +31,30 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-JOB_SCRIPT = HERE / "feature_stats_job.py"
 VENV_PYTHON = HERE / ".venv" / "bin" / "python"
-DEFAULT_STATE_DIR = Path(os.environ.get("TDA_FLINK_STATE_DIR", REPO_ROOT / "var" / "flink"))
-READY_MARKER = "tda-feature-stats started:"  # logged by feature_stats_job.py once the job runs
+# job -> (script, line it logs once running, default state dir)
+JOBS = {
+    "feature_stats": (
+        HERE / "feature_stats_job.py",
+        "tda-feature-stats started:",
+        Path(os.environ.get("TDA_FLINK_STATE_DIR", REPO_ROOT / "var" / "flink")),
+    ),
+    "streams": (
+        HERE / "stream_job.py",
+        "tda-streams started:",
+        Path(os.environ.get("TDA_FLINK_STREAMS_STATE_DIR", REPO_ROOT / "var" / "flink-streams")),
+    ),
+}
+JOB_SCRIPT, READY_MARKER, DEFAULT_STATE_DIR = JOBS["feature_stats"]
 
 
 class FlinkJob:
     """The background job whose pid file and logs live in ``state_dir``."""
 
-    def __init__(self, state_dir: Path | str = DEFAULT_STATE_DIR, python: Path | str = VENV_PYTHON) -> None:
+    def __init__(
+        self, state_dir: Path | str = DEFAULT_STATE_DIR, python: Path | str = VENV_PYTHON, job: str = "feature_stats"
+    ) -> None:
+        self.script, self.ready_marker, _ = JOBS[job]
         self.state_dir = Path(state_dir).resolve()
         self.python = Path(python)
         self.pid_file = self.state_dir / "job.pid"
@@ -65,7 +82,7 @@ class FlinkJob:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return False
-        return JOB_SCRIPT.name.encode() in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return self.script.name.encode() in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
     def start(self, job_args: list[str], timeout: float = 180.0, env: dict[str, str] | None = None) -> int:
         """Launch the job and wait for its ready line; returns the pid. Raises RuntimeError/TimeoutError."""
@@ -85,7 +102,7 @@ class FlinkJob:
         with open(self.log_file, "ab") as log:
             # Own session: stop() signals the whole group (the job, its JVM and the Python UDF workers).
             proc = subprocess.Popen(
-                [str(self.python), str(JOB_SCRIPT), *job_args],
+                [str(self.python), str(self.script), *job_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT, env=run_env, start_new_session=True,
             )  # fmt: skip
@@ -95,7 +112,7 @@ class FlinkJob:
             if proc.poll() is not None:
                 self._clear()
                 raise RuntimeError(f"Flink job exited with code {proc.returncode}:\n{self.tail()}")
-            if READY_MARKER in self._log_since(offset):
+            if self.ready_marker in self._log_since(offset):
                 return proc.pid
             time.sleep(0.25)
         self.stop()
@@ -168,14 +185,15 @@ def _reap(pid: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run the tda-ray feature-stats Flink job in the background.")
     ap.add_argument("command", choices=("start", "stop", "status"))
-    ap.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="pid file and logs")
+    ap.add_argument("--job", choices=sorted(JOBS), default="feature_stats", help="which job (default: feature_stats)")
+    ap.add_argument("--state-dir", type=Path, default=None, help="pid file and logs (default: per job)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds (start: 180, stop: 30)")
-    ap.epilog = "Options after -- go to feature_stats_job.py."
+    ap.epilog = "Options after -- go to the job's script."
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args = ap.parse_args(argv[:split])
     job_args = argv[split + 1 :]
-    job = FlinkJob(args.state_dir)
+    job = FlinkJob(args.state_dir or JOBS[args.job][2], job=args.job)
     if args.command == "start":
         if job.is_running():
             print(f"flink job already running (pid {job.pid}, log {job.log_file})")

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make run`: the whole local stack in the foreground, stopped together.
 
-Starts, in order, the local Kafka broker (infra/kafka/broker.py), the Flink feature-stats job
-(flink/run_local.py) and the HTTP service (`tda-ray serve`: local Ray + the Serve app on
-http://127.0.0.1:8000). Ctrl-C or SIGTERM stops the service, then the Flink job, then the broker:
-only what this launcher started. Standard library only.
+Starts, in order, the local Kafka broker (infra/kafka/broker.py), the Flink jobs (flink/run_local.py:
+the feature-stats job and the stream job) and the HTTP service (`tda-ray serve`: local Ray + the Serve app
+on http://127.0.0.1:8000, which starts the outbox sink, the window workers and the score ingester).
+Ctrl-C or SIGTERM stops the service, then the Flink jobs, then the broker: only what this launcher
+started. Standard library only.
 
 Environment: TDA_KAFKA_ENABLED (default true here; `false` serves without Kafka and Flink),
 TDA_KAFKA_DATA_DIR, TDA_FLINK_STATE_DIR and every TDA_* setting of the service (README).
@@ -47,8 +48,9 @@ def main() -> int:
         if streaming:
             _run([*BROKER, "start"])
             started.append([*BROKER, "stop"])
-            _run([*FLINK, "start"])
-            started.append([*FLINK, "stop"])
+            for job in ("feature_stats", "streams"):
+                _run([*FLINK, "start", "--job", job])
+                started.append([*FLINK, "stop", "--job", job])
         serve = subprocess.Popen([str(VENV_BIN / "tda-ray"), "serve"], cwd=REPO, env=env)
         while True:
             try:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -342,3 +344,130 @@ class Client:
         job = self.submit(points, algorithm=algorithm, **params)
         self.wait(job["id"], timeout=timeout, progress=progress)
         return self.result(job["id"])
+
+    # --- events and streams ----------------------------------------------------------------------
+    def post_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Publish raw events (``source_id``, ``values``, optional ``event_time``, ``event_id``, ``attributes``)."""
+        body = [{**e, "event_time": _iso(e["event_time"])} if "event_time" in e else e for e in events]
+        data: dict[str, Any] = self._request("POST", "/v1/events", json={"events": body}).json()
+        return data
+
+    def replay_csv(
+        self,
+        path: str | os.PathLike[str],
+        source: str,
+        *,
+        time_column: str,
+        value_columns: list[str],
+        rate: float | None = None,
+        batch: int = 500,
+        progress: bool = False,
+    ) -> int:
+        """Post a CSV's rows as events of ``source`` in batches (at most ``rate`` events per second).
+
+        Each row's event id is ``<source>-<row>``, so replaying a file again adds nothing twice. Times are
+        RFC 3339 text or epoch seconds (milliseconds above 1e11). Returns the number of events accepted.
+        """
+        from tqdm import tqdm
+
+        rows = list(read_csv_events(path, source, time_column, value_columns))
+        sent = 0
+        t0 = time.monotonic()
+        with tqdm(total=len(rows), unit="event", disable=not progress, file=sys.stderr, leave=False) as bar:
+            for i in range(0, len(rows), max(1, batch)):
+                chunk = rows[i : i + batch]
+                sent += int(self.post_events(chunk)["accepted"])
+                bar.update(len(chunk))
+                if rate:
+                    ahead = sent / rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        return sent
+
+    def put_stream(self, source_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("PUT", f"/v1/streams/{source_id}", json=spec).json()
+        return data
+
+    def stream(self, source_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", f"/v1/streams/{source_id}").json()
+        return data
+
+    def streams(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._request("GET", "/v1/streams").json()["items"]
+        return items
+
+    def scores(self, source_id: str, since: Any = None, limit: int = 500) -> dict[str, Any]:
+        """A page of the source's scores: ``{"items", "next_since"}`` (pass ``next_since`` back for more)."""
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = _iso(since)
+        data: dict[str, Any] = self._request("GET", f"/v1/streams/{source_id}/scores", params=params).json()
+        return data
+
+    def alerts(self, since: Any = None, limit: int = 500) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = _iso(since)
+        data: dict[str, Any] = self._request("GET", "/v1/alerts", params=params).json()
+        return data
+
+    def follow_scores(self, source_id: str, since: Any = None, poll_s: float = 1.0) -> Iterator[dict[str, Any]]:
+        """Every score of the source from ``since`` on, as they arrive (an endless iterator)."""
+        seen: set[int] = set()
+        while True:
+            page = self.scores(source_id, since=since)
+            for record in page["items"]:
+                if record["seq"] not in seen:
+                    seen.add(record["seq"])
+                    yield record
+            if page["next_since"] is not None:
+                since = page["next_since"]
+                continue
+            if page["items"]:
+                since = page["items"][-1]["window_end"]
+            time.sleep(poll_s)
+
+
+def _iso(when: Any) -> str:
+    """RFC 3339 text of a datetime, of epoch milliseconds (an int), or the text itself."""
+    from datetime import datetime, timezone
+
+    if isinstance(when, datetime):
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(when, (int, float)):
+        return datetime.fromtimestamp(when / 1000, tz=timezone.utc).isoformat()
+    return str(when)
+
+
+def _event_time(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text.strip()  # RFC 3339 text: the server checks it
+    return _iso(value if value > 1e11 else value * 1000)
+
+
+def read_csv_events(
+    path: str | os.PathLike[str], source: str, time_column: str, value_columns: list[str]
+) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV file as events of ``source`` (ValueError naming the row of a bad value)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in [time_column, *value_columns] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no column(s) {missing}; columns are {reader.fieldnames}")
+        for row_no, row in enumerate(reader):
+            try:
+                values = [float(row[c]) for c in value_columns]
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: row {row_no + 1}: a value column is not a number") from None
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{path}: row {row_no + 1}: a value is not finite")
+            yield {
+                "source_id": source,
+                "event_id": f"{source}-{row_no}",
+                "event_time": _event_time(row[time_column]),
+                "values": values,
+            }

@@ -97,7 +97,9 @@ def test_topics_exist_with_the_configured_partitions(server):
 
     cfg = KafkaSettings(bootstrap=server.broker.bootstrap)
     names = [t.name for t in topic_specs(cfg)]
-    assert names == [RAW, RESULTS, "tda_feature_stats"]
+    assert names[:3] == [RAW, RESULTS, "tda_feature_stats"]
+    streams = ["tda_stream_specs", "tda_window_clouds", "tda_window_features", "tda_anomaly_scores", "tda_alerts"]
+    assert names[3:] == streams
     assert partition_counts(cfg, names) == dict.fromkeys(names, cfg.partitions)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tda_ray import __version__
-from tda_ray.cli import batch, rips, serve, submit
+from tda_ray.cli import batch, rips, serve, streams, submit
 from tda_ray.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Subcommand, UsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -28,6 +28,12 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("serve", "run the HTTP service (local Ray + Serve) in the foreground", serve.add_arguments, serve.run),
     Subcommand("submit", "upload a point cloud to a running service and queue a job", submit.add_arguments, submit.run),
     Subcommand("batch", "persistent homology of a collection of clouds with Ray Data", batch.add_arguments, batch.run),
+    Subcommand(
+        "events", "post events to a running service (replay a CSV)", streams.events_arguments, streams.events_run
+    ),
+    Subcommand(
+        "streams", "stream scores and sources of a running service", streams.streams_arguments, streams.streams_run
+    ),
 ]
 
 

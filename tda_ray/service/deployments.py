@@ -28,8 +28,11 @@ from tda_ray.service.http.app import create_app
 from tda_ray.service.jobs.dispatcher import Dispatcher
 from tda_ray.service.jobs.outbox import open_outbox
 from tda_ray.service.jobs.service import JobService
+from tda_ray.service.jobs.streams import compute_windows, open_score_store
 from tda_ray.service.settings import Settings
+from tda_ray.service.streaming.scores import start_score_ingester
 from tda_ray.service.streaming.sink import start_sink
+from tda_ray.service.streaming.windows import start_window_workers
 
 __all__ = ["AppArgs", "Ingress", "JobManager", "build_app"]
 
@@ -55,10 +58,17 @@ class JobManager:
     def __init__(self, settings: Settings) -> None:
         self._dispatcher = Dispatcher(settings)
         if settings.kafka.enabled:
-            try:
-                start_sink(settings, open_outbox)
-            except Exception:  # results wait in the outbox; the next start retries
-                log.exception("could not start the Kafka sink")
+            # The companions of the service on Ray: the outbox sink, the stream pipeline's window workers
+            # and its score ingester, each given the jobs layer's side of its port.
+            for name, start in (
+                ("the Kafka sink", lambda: start_sink(settings, open_outbox)),
+                ("the window workers", lambda: start_window_workers(settings, compute_windows)),
+                ("the score ingester", lambda: start_score_ingester(settings, open_score_store)),
+            ):
+                try:
+                    start()
+                except Exception:  # what they consume waits in Kafka (or the outbox); the next start retries
+                    log.exception("could not start %s", name)
 
     def notify(self) -> None:
         self._dispatcher.notify()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["FlinkSettings", "KafkaSettings", "Settings"]
+__all__ = ["FlinkSettings", "KafkaSettings", "Settings", "StreamSettings"]
 
 HOUR_MS = 3600 * 1000
 
@@ -42,12 +42,21 @@ class KafkaSettings(BaseModel):
     raw_topic: str = Field(default="raw_data_events", description="Topic of points posted to /v1/events.")
     results_topic: str = Field(default="tda_feature_results", description="Topic of finished job results.")
     stats_topic: str = Field(default="tda_feature_stats", description="Topic of Flink's windowed statistics.")
+    specs_topic: str = Field(default="tda_stream_specs", description="Compacted topic of the stream specs.")
+    clouds_topic: str = Field(default="tda_window_clouds", description="Windows as point clouds (Flink -> Ray).")
+    features_topic: str = Field(default="tda_window_features", description="Windows' features (Ray -> Flink).")
+    scores_topic: str = Field(default="tda_anomaly_scores", description="Every window's anomaly score (Flink).")
+    alerts_topic: str = Field(default="tda_alerts", description="The scores that are alerts (Flink).")
     partitions: int = Field(default=3, ge=1, description="Partitions of each topic.")
     replication_factor: int = Field(default=1, ge=1, description="Replication factor of each topic.")
     min_insync_replicas: int = Field(default=1, ge=1, description="min.insync.replicas of each topic.")
     raw_retention_ms: int = Field(default=24 * HOUR_MS, gt=0, description="Retention of raw events.")
     results_retention_ms: int = Field(default=7 * 24 * HOUR_MS, gt=0, description="Retention of results.")
     stats_retention_ms: int = Field(default=7 * 24 * HOUR_MS, gt=0, description="Retention of statistics.")
+    windows_retention_ms: int = Field(
+        default=24 * HOUR_MS, gt=0, description="Retention of window clouds and features (replayable a day)."
+    )
+    scores_retention_ms: int = Field(default=7 * 24 * HOUR_MS, gt=0, description="Retention of scores and alerts.")
     max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="Largest Kafka message.")
     outbox_poll_s: float = Field(default=0.2, gt=0, description="How often the sink polls the outbox.")
     outbox_batch: int = Field(default=200, ge=1, description="Outbox rows the sink publishes per round.")
@@ -93,6 +102,48 @@ class FlinkSettings(BaseModel):
     starting_offsets: Literal["committed", "earliest", "latest"] = Field(default="committed")
     parallelism: int = Field(default=1, ge=1, description="Operator parallelism.")
     log_level: str = Field(default="INFO", description="Python log level of the job.")
+    stream_group_id: str = Field(default="tda-flink-streams", description="Consumer group of the stream job.")
+    stream_dead_letter_topic: str = Field(
+        default="tda_stream_dead_letters", description="Malformed and late events, malformed specs and features."
+    )
+    stream_checkpoint_interval_seconds: float = Field(
+        default=1.0, gt=0, description="Checkpoints of the stream job (its score sinks commit on them)."
+    )
+    stream_idle_close_seconds: float = Field(
+        default=5.0, gt=0, description="A source quiet this long (wall clock) has its covered windows emitted."
+    )
+
+
+class StreamSettings(BaseModel):
+    """Streams (``TDA_STREAM_*``): the default stream spec and the Ray window workers.
+
+    The Flink stream job reads the same variables for the spec of a source that has none
+    (flink/stream_job.py; tests/test_architecture.py checks the defaults agree).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    window_unit: Literal["events", "seconds"] = Field(default="events", description="Default window unit.")
+    window_size: float = Field(default=120, gt=0, description="Default window size (events or seconds).")
+    window_slide: float = Field(default=20, gt=0, description="Default window slide (events or seconds).")
+    out_of_orderness_s: float = Field(default=2.0, ge=0, description="How late a source's events may arrive.")
+    allowed_lateness_s: float = Field(default=1.0, ge=0, description="Grace after the watermark passes a window.")
+    maxdim: int = Field(default=1, ge=0, le=2, description="Homology dimensions of window features.")
+    vector_kind: Literal["betti_curve", "landscape"] = Field(default="betti_curve", description="Vectorization.")
+    vector_bins: int = Field(default=32, ge=2, le=512, description="Points of the vectorization grid.")
+    warmup_windows: int = Field(default=20, ge=2, description="Windows that form a source's first baseline.")
+    baseline_windows: int = Field(default=200, ge=2, description="Windows in the rolling baseline.")
+    threshold: float = Field(default=0.999, gt=0, lt=1, description="Score that raises an alert.")
+    workers: int | None = Field(default=None, description="Ray window workers (None: half the cluster's CPUs).")
+    worker_cpus: float = Field(default=0.5, gt=0, description="CPUs a window worker reserves.")
+    worker_batch: int = Field(default=256, ge=1, description="Windows a worker takes from Kafka at a time.")
+    worker_group_id: str = Field(default="tda-window-workers", description="Consumer group of the workers.")
+    scores_group_id: str = Field(default="tda-score-ingest", description="Consumer group of the score ingester.")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none", "auto") else v
 
 
 class Settings(BaseSettings):
@@ -164,7 +215,8 @@ class Settings(BaseSettings):
 
     # --- companions --------------------------------------------------------
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka (TDA_KAFKA_*).")
-    flink: FlinkSettings = Field(default_factory=FlinkSettings, description="The Flink job (TDA_FLINK_*).")
+    flink: FlinkSettings = Field(default_factory=FlinkSettings, description="The Flink jobs (TDA_FLINK_*).")
+    stream: StreamSettings = Field(default_factory=StreamSettings, description="Streams (TDA_STREAM_*).")
 
     @field_validator("api_key")
     @classmethod

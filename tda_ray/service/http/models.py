@@ -40,6 +40,10 @@ __all__ = [
     "PointCloudIn",
     "PointCloudOut",
     "ResultOut",
+    "ScoreList",
+    "ScoreOut",
+    "StreamList",
+    "StreamOut",
     "UploadIn",
     "UploadOut",
     "UploadPartOut",
@@ -210,6 +214,58 @@ class JobList(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class StreamOut(BaseModel):
+    source_id: str
+    spec: dict[str, Any] = Field(description="The complete spec (schemas/stream_spec.v1.schema.json).")
+    default: bool = Field(description="True while no spec was set: the documented default applies.")
+
+
+class ScoreReason(BaseModel):
+    feature: str
+    value: float
+    baseline: float = Field(description="The feature's baseline median.")
+    z: float = Field(description="Robust z-score of the deviation.")
+
+
+class ScoreOut(BaseModel):
+    """One window's anomaly score (schemas/anomaly_score.v1.schema.json)."""
+
+    model_config = ConfigDict(extra="allow")
+    source_id: str
+    seq: int = Field(description="The window's number in its source, from 0.")
+    window_start: int = Field(description="Event time, ms since the epoch.")
+    window_end: int = Field(description="Event time, ms since the epoch (exclusive).")
+    spec_version: int
+    score: float = Field(ge=0, le=1)
+    alert: bool
+    threshold: float
+    warmup: bool
+    reasons: list[ScoreReason]
+    features: dict[str, float]
+    error: str | None = None
+    timing: dict[str, int] = Field(description="Wall-clock ms of the window's close, features and score.")
+
+
+class StreamSummaryOut(BaseModel):
+    source_id: str
+    windows: int = Field(description="Windows scored so far.")
+    alerts: int
+    latest: ScoreOut | None
+    spec_version: int = Field(description="0: the default spec.")
+
+
+class StreamList(BaseModel):
+    items: list[StreamSummaryOut]
+
+
+class ScoreList(BaseModel):
+    items: list[ScoreOut]
+    next_since: datetime | None = Field(description="Pass as `since` for the scores after these (null: none).")
 
 
 # --------------------------------------------------------------------------- events

@@ -21,6 +21,7 @@ from tda_ray.engine.rips import MemoryLimitError
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
 from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
+from tda_ray.service.jobs.streams import StreamService
 from tda_ray.service.jobs.uploads import UploadService
 from tda_ray.service.settings import Settings
 from tda_ray.service.store import JobRecord, PointCloudRecord, Store
@@ -58,11 +59,13 @@ class JobService:
         self.settings = settings
         self.store = store or Store(settings.database_url, settings.storage_root)
         self.uploads = UploadService(settings, self.store)
+        self.streams = StreamService(settings, self.store)
         self._events = RawEventPublisher(settings.kafka)
-        self._streaming_health = StreamingHealth(settings.kafka)
+        self._streaming_health = StreamingHealth(settings)
 
     def close(self) -> None:
         self.uploads.close()
+        self.streams.close()
         self._events.close()
         self.store.close()
 
@@ -146,6 +149,6 @@ class JobService:
         if not self.settings.kafka.enabled:
             raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)")
         try:
-            return self._events.publish(events)
+            return self._events.publish_events(events)
         except KafkaUnavailable as exc:
             raise EventsUnavailable(f"events not accepted: {exc}") from exc

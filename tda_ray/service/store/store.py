@@ -37,6 +37,7 @@ from tda_ray.service.store.records import (
     new_id,
     utcnow,
 )
+from tda_ray.service.store.streams import StreamRecords
 from tda_ray.service.store.tables import jobs, outbox, pointclouds, results
 from tda_ray.service.store.uploads import UploadSessions
 
@@ -70,7 +71,7 @@ def _job_record(row: Any) -> JobRecord:
     )
 
 
-class Store(UploadSessions):
+class Store(UploadSessions, StreamRecords):
     """Job store: SQL records plus blobs.  Safe to use from many processes at once.
 
     Each owner (the ingress' job service, the dispatcher, the Kafka sink, a job task) holds its own

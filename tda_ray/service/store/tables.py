@@ -7,7 +7,17 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-__all__ = ["jobs", "metadata", "migrate", "outbox", "pointclouds", "results", "uploads"]
+__all__ = [
+    "jobs",
+    "metadata",
+    "migrate",
+    "outbox",
+    "pointclouds",
+    "results",
+    "stream_scores",
+    "stream_specs",
+    "uploads",
+]
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -99,6 +109,30 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     # The message itself, built by the job's task with its result: the sink publishes it as it is.
     sa.Column("message", sa.JSON, nullable=True),
+)
+
+# Streams: the spec of each source (what the service published to the specs topic) and every score the
+# Flink job produced (ingested from tda_anomaly_scores; the key makes a redelivery a no-op).
+stream_specs = sa.Table(
+    "stream_specs",
+    metadata,
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stream_scores = sa.Table(
+    "stream_scores",
+    metadata,
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("window_end", sa.BigInteger, nullable=False, index=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("alert", sa.Boolean, nullable=False, index=True),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
 )
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "KafkaUnavailable",
     "TopicSpec",
     "ensure_topics",
+    "group_lag",
     "make_producer",
     "partition_counts",
     "probe_brokers",
@@ -94,7 +95,21 @@ def topic_specs(cfg: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(
             cfg.stats_topic, cfg.partitions, cfg.replication_factor,
             {**common, "cleanup.policy": "delete", "retention.ms": str(cfg.stats_retention_ms)},
-            key="window key (Flink)",
+            key="none (Flink)",
+        ),
+        # Streams: specs are configuration (the last one per source is kept for ever); the hand-offs
+        # between Flink and Ray are replayable for a day; scores and alerts are kept like results.
+        TopicSpec(cfg.specs_topic, cfg.partitions, cfg.replication_factor, {**common, "cleanup.policy": "compact"},
+                  key="source_id"),
+        *(
+            TopicSpec(name, cfg.partitions, cfg.replication_factor,
+                      {**common, "cleanup.policy": "delete", "retention.ms": str(retention)}, key=key)
+            for name, retention, key in (
+                (cfg.clouds_topic, cfg.windows_retention_ms, "none (Flink)"),
+                (cfg.features_topic, cfg.windows_retention_ms, "source_id"),
+                (cfg.scores_topic, cfg.scores_retention_ms, "none (Flink)"),
+                (cfg.alerts_topic, cfg.scores_retention_ms, "none (Flink)"),
+            )
         ),
     ]  # fmt: skip
 
@@ -173,6 +188,28 @@ def partition_counts(
     finally:
         if own:
             client.close()
+
+
+def group_lag(cfg: KafkaSettings, group: str, topic: str, admin: KafkaAdminClient | None = None) -> int | None:
+    """Messages of ``topic`` the consumer group ``group`` has not committed yet (None: it committed nothing)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    own = admin is None
+    client = admin or _admin(cfg)
+    try:
+        committed = {tp: om.offset for tp, om in client.list_consumer_group_offsets(group).items() if tp.topic == topic}
+    finally:
+        if own:
+            client.close()
+    if not committed:
+        return None
+    consumer = KafkaConsumer(bootstrap_servers=cfg.servers, request_timeout_ms=max(cfg.request_timeout_ms, 31000))
+    try:
+        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(parts)
+    finally:
+        consumer.close()
+    return int(sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items()))
 
 
 def topic_configs(cfg: KafkaSettings, topic: str) -> dict[str, str]:

@@ -39,6 +39,9 @@ def _schema_dir() -> Path:
 SCHEMA_DIR = _schema_dir()
 RESULT_SCHEMA_FILE = SCHEMA_DIR / f"tda_feature_result.v{RESULT_SCHEMA_VERSION}.schema.json"
 RAW_EVENT_SCHEMA_FILE = SCHEMA_DIR / f"raw_data_event.v{RAW_EVENT_SCHEMA_VERSION}.schema.json"
+# The stream pipeline's messages (schemas/*.v1.schema.json): the contract with the Flink stream job.
+STREAM_SCHEMAS = {name: SCHEMA_DIR / f"{name}.v1.schema.json" for name in (
+    "stream_spec", "window_cloud", "window_features", "anomaly_score")}  # fmt: skip
 
 # Default cap of one result message (bytes of JSON before compression); matches the results topic's
 # max.message.bytes set by tda_ray.streaming, with headroom for the record batch overhead.
@@ -197,3 +200,31 @@ def build_raw_event(event: Mapping[str, Any], received_at: datetime | None = Non
 def validate_raw_event(message: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first problem if `message` is not a valid v1 raw event."""
     _check_against(RAW_EVENT_SCHEMA_FILE, message, "raw event", ("event_time", "received_at"))
+
+
+def validate_stream_message(kind: str, message: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first problem if ``message`` is not a valid v1 ``kind`` message
+    (``stream_spec``, ``window_cloud``, ``window_features`` or ``anomaly_score``)."""
+    _check_against(STREAM_SCHEMAS[kind], message, kind.replace("_", " "), ())
+
+
+def build_window_features(cloud: Mapping[str, Any], computed: Mapping[str, Any], computed_at_ms: int) -> dict[str, Any]:
+    """The tda_window_features message of one window from its cloud message and the computed features
+    (``{"features", "vector", "n_points"}``, or ``{"error"}`` when the window could not be computed)."""
+    msg: dict[str, Any] = {
+        "schema_version": 1,
+        "source_id": cloud["source_id"],
+        "seq": int(cloud["seq"]),
+        "window_start": int(cloud["window_start"]),
+        "window_end": int(cloud["window_end"]),
+        "spec_version": int(cloud["spec_version"]),
+        "scale_final": bool(cloud.get("scale_final", True)),
+        "n_points": int(computed.get("n_points", 0)),
+        "features": dict(computed.get("features") or {}),
+        "vector": list(computed.get("vector") or []),
+        "closed_at_ms": int(cloud.get("closed_at_ms") or 0),
+        "computed_at_ms": int(computed_at_ms),
+    }
+    if computed.get("error"):
+        msg["error"] = str(computed["error"])
+    return msg

@@ -29,6 +29,7 @@ from tda_ray.service.streaming.kafka import (
     BrokerHealth,
     KafkaUnavailable,
     ensure_topics,
+    group_lag,
     make_producer,
     quiet_kafka_logs,
 )
@@ -317,13 +318,40 @@ def stop_sink(timeout_s: float = 10.0) -> None:
 
 
 class StreamingHealth:
-    """The Kafka part of ``GET /v1/health``: broker reachability plus the sink's view (outbox backlog)."""
+    """The Kafka part of ``GET /v1/health``: broker reachability, the sink's view (outbox backlog), and each
+    stage of the stream pipeline: its consumer group's backlog (the Flink stages commit their offsets on
+    checkpoints, so a growing backlog is a stalled stage), the window workers and the score ingester."""
 
-    def __init__(self, cfg: KafkaSettings) -> None:
-        self.cfg = cfg
-        self._broker = BrokerHealth(cfg)
+    def __init__(self, settings: Settings) -> None:
+        self.cfg, self.settings = settings.kafka, settings
+        self._broker = BrokerHealth(settings.kafka)
 
     def __call__(self) -> dict[str, Any]:
         if not self.cfg.enabled:
             return {"enabled": False}
-        return {"enabled": True, "broker": self._broker(), "sink": sink_status()}
+        broker = self._broker()
+        out: dict[str, Any] = {"enabled": True, "broker": broker, "sink": sink_status()}
+        if broker.get("state") == "up":
+            out["streams"] = self._streams()
+        return out
+
+    def _streams(self) -> dict[str, Any]:
+        from tda_ray.service.streaming.scores import score_ingester_status
+        from tda_ray.service.streaming.windows import window_workers_status
+
+        flink, stream, k = self.settings.flink, self.settings.stream, self.cfg
+        stages = {
+            "flink_windows": (f"{flink.stream_group_id}-events", k.raw_topic),
+            "window_workers": (stream.worker_group_id, k.clouds_topic),
+            "flink_scores": (f"{flink.stream_group_id}-features", k.features_topic),
+            "score_ingester": (stream.scores_group_id, k.scores_topic),
+        }
+        out: dict[str, Any] = {}
+        for name, (group, topic) in stages.items():
+            try:
+                out[name] = {"group": group, "topic": topic, "backlog": group_lag(self.cfg, group, topic)}
+            except Exception as exc:  # a health probe reports, it never fails
+                out[name] = {"group": group, "topic": topic, "error": f"{type(exc).__name__}: {exc}"}
+        out["window_workers"]["workers"] = window_workers_status()
+        out["score_ingester"]["actor"] = score_ingester_status()
+        return out
