@@ -267,11 +267,35 @@ def _defaults(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names}
 
 
+def checkpoint_uri(args: argparse.Namespace) -> str:
+    where = args.checkpoint_dir or str(REPO_ROOT / "var" / "flink-streams" / "checkpoints")
+    return where if "://" in where else Path(where).resolve().as_uri()
+
+
+def latest_checkpoint(uri: str) -> str | None:
+    """The newest complete retained checkpoint under ``uri`` (any earlier run's job id), or None.
+
+    A checkpoint is complete once its ``_metadata`` is written (Flink writes it last)."""
+    if not uri.startswith("file:"):
+        return None  # remote storage: pass --restore PATH
+    root = Path(uri.removeprefix("file://"))
+    found = [(m.stat().st_mtime, m.parent) for m in root.glob("*/chk-*/_metadata")]
+    return str(max(found)[1]) if found else None
+
+
 def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     config = Configuration()
     config.set_string("execution.checkpointing.interval", f"{int(args.checkpoint_interval_seconds * 1000)}ms")
-    if args.checkpoint_dir:
-        config.set_string("execution.checkpointing.dir", args.checkpoint_dir)
+    # Retained checkpoints: a job killed outright (or its machine) resumes from the newest one on its next
+    # start, with every source's windows, baseline and the consumed offsets as they were.
+    uri = checkpoint_uri(args)
+    config.set_string("execution.checkpointing.dir", uri)
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    config.set_string("execution.checkpointing.num-retained", "3")
+    restore = latest_checkpoint(uri) if args.restore == "latest" else None if args.restore == "none" else args.restore
+    if restore:
+        LOG.info("restoring from %s", restore)
+        config.set_string("execution.state-recovery.path", restore)
     config.set_string("python.fn-execution.bundle.time", "50")  # small bundles: windows close within ms
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(args.parallelism)

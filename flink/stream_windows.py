@@ -17,10 +17,10 @@ empty ones are skipped.  Windows of ``unit: events`` are ``size`` consecutive ev
 event id) order, every ``slide`` events.  A quiet source (no event for the idle time) has the windows
 it already completely covers emitted by a wall-clock timer.
 
-Embeddings.  ``vectors``: each event's values is a point, standardised with the source's running mean and
-standard deviation (Welford, over every event emitted so far, in order).  ``delay``: a Takens delay
-embedding of one value, standardised the same way; ``dimension``/``delay`` ``auto`` are chosen once, from
-the source's first window, and kept: the delay is the first lag at which the autocorrelation falls below
+Embeddings.  ``vectors``: each event's values is a point, standardised with the source's mean and standard
+deviation (Welford, over the events of its first ``SCALE_WINDOWS`` windows, then fixed: an anomaly must not
+rescale the windows after it).  ``delay``: a Takens delay embedding of one value, standardised the same
+way; ``dimension``/``delay`` ``auto`` are chosen once, from the source's first window, and kept: the delay is the first lag at which the autocorrelation falls below
 1/e (at most a quarter of the window), the dimension the smallest one (2 to 8) with fewer than 10 % false
 nearest neighbours (Kennel, Brown, Abarbanel 1992: distance ratio 15, attractor size 2), keeping at least
 half of the window's values as points.
@@ -278,7 +278,7 @@ class SourceWindows:
         """The window's point cloud message body (window_cloud v1, without the wall-clock field)."""
         emb = spec["embedding"]
         values = np.asarray([e.values for e in window.events], dtype=np.float64)
-        if window.new:  # the events no earlier window held join the running statistics
+        if window.new and self.scale is None:  # learning: the events no earlier window held join the statistics
             self.stats.add(np.asarray([e.values for e in window.new], dtype=np.float64))
         if emb["kind"] == "vectors":
             points = self.stats.standardise(values)
@@ -308,6 +308,7 @@ class SourceWindows:
             "vector": dict(spec["vector"]),
             "scale": scale if scale > 0 else 1.0,
             "scale_final": self.scale is not None and len(self.radii) > SCALE_WINDOWS - 1,
+            "moments": {"mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()},
             "points": np.round(points, 9).tolist(),
             "late_events": self.late,
         }

@@ -37,7 +37,10 @@ OPTIONS: list[tuple[str, str, str, type, str]] = [
      "checkpoints (state, offsets; the score sinks commit on them)"),
     ("--idle-close-seconds", "TDA_FLINK_STREAM_IDLE_CLOSE_SECONDS", "5", float,
      "a source quiet this long has the windows it covers emitted"),
-    ("--checkpoint-dir", "TDA_FLINK_CHECKPOINT_DIR", "", str, "durable checkpoint storage URI; empty: memory"),
+    ("--checkpoint-dir", "TDA_FLINK_STREAM_CHECKPOINT_DIR", "", str,
+     "retained checkpoints (a path or URI); empty: var/flink-streams/checkpoints"),
+    ("--restore", "TDA_FLINK_STREAM_RESTORE", "latest", str,
+     "latest: resume from the newest retained checkpoint there is; none: start afresh; or a checkpoint path"),
     ("--parallelism", "TDA_FLINK_PARALLELISM", "1", int, "operator parallelism"),
     ("--window-unit", "TDA_STREAM_WINDOW_UNIT", "events", str, "default spec: events or seconds"),
     ("--window-size", "TDA_STREAM_WINDOW_SIZE", "120", float, "default spec: window size"),
@@ -47,9 +50,9 @@ OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--maxdim", "TDA_STREAM_MAXDIM", "1", int, "default spec: homology dimensions"),
     ("--vector-kind", "TDA_STREAM_VECTOR_KIND", "betti_curve", str, "default spec: vectorization"),
     ("--vector-bins", "TDA_STREAM_VECTOR_BINS", "32", int, "default spec: vectorization grid points"),
-    ("--warmup-windows", "TDA_STREAM_WARMUP_WINDOWS", "20", int, "default spec: windows of the first baseline"),
+    ("--warmup-windows", "TDA_STREAM_WARMUP_WINDOWS", "40", int, "default spec: windows of the first baseline"),
     ("--baseline-windows", "TDA_STREAM_BASELINE_WINDOWS", "200", int, "default spec: rolling baseline windows"),
-    ("--threshold", "TDA_STREAM_THRESHOLD", "0.999", float, "default spec: score that raises an alert"),
+    ("--threshold", "TDA_STREAM_THRESHOLD", "0.99999", float, "default spec: score that raises an alert"),
     ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
 ]  # fmt: skip
 

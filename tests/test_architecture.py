@@ -79,11 +79,13 @@ def _load_flink_module(name: str) -> object:
     return mod
 
 
-def test_the_flink_jobs_defaults_are_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("module", "at_least"), [("feature_stats", 14), ("streams", 24)])
+def test_the_flink_jobs_defaults_are_the_services(monkeypatch: pytest.MonkeyPatch, module: str, at_least: int) -> None:
     for name in [n for n in os.environ if n.startswith("TDA_")]:
         monkeypatch.delenv(name)
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "flink"))  # the stream job's modules import each other
     settings = Settings()
-    fs = _load_flink_module("feature_stats")
+    fs = _load_flink_module(module)
     checked = 0
     for flag, env_var, default, kind, _help in fs.OPTIONS:  # type: ignore[attr-defined]
         group, _, field = env_var.removeprefix("TDA_").lower().partition("_")
@@ -92,7 +94,7 @@ def test_the_flink_jobs_defaults_are_the_services(monkeypatch: pytest.MonkeyPatc
             continue  # paths of this checkout (schema, jars, interpreter)
         assert kind(default) == getattr(sub, field), f"{flag} ({env_var}): {default!r} vs {getattr(sub, field)!r}"
         checked += 1
-    assert checked >= 14
+    assert checked >= at_least
 
 
 def _sizes(path: Path) -> tuple[int, list[tuple[str, int]]]:

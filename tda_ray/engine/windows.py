@@ -27,6 +27,22 @@ from tda_ray.engine.rips import run_rips
 __all__ = ["LONG_BAR", "window_features"]
 
 LONG_BAR = 0.1
+# The filtration of a window stops at this multiple of its source's scale (the scale is a typical window's
+# enclosing radius, where a typical window's complex is a cone anyway): a window far wider than usual
+# does not cost a full Rips complex.  Bars alive at the cap end there (but the one H0 class that never
+# dies): its cut-off diagram, the one the features and the vector are read from.
+FILTRATION_CAP = 1.0
+
+
+def _cut_off(diagrams: Sequence[np.ndarray], cap: float) -> list[np.ndarray]:
+    out = []
+    for k, d in enumerate(diagrams):
+        d = np.array(d, dtype=np.float64, copy=True)
+        alive = np.flatnonzero(~np.isfinite(d[:, 1]))
+        keep = alive[:1] if k == 0 else alive[:0]  # H0: the component that never dies stays infinite
+        d[np.setdiff1d(alive, keep), 1] = cap
+        out.append(d)
+    return out
 
 
 def _landscape(d: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -76,9 +92,11 @@ def window_features(cloud: dict[str, Any], options: RunOptions | None = None) ->
             "vector": vectorize(empty, vector["kind"], vector["bins"], scale),
             "n_points": 0,
         }
-    res = run_rips(points, RipsParams(maxdim=maxdim), options)
+    cap = FILTRATION_CAP * scale
+    res = run_rips(points, RipsParams(maxdim=maxdim, threshold=cap), options)
+    diagrams = _cut_off(res.diagrams, cap)
     return {
-        "features": features_of(res.diagrams, scale),
-        "vector": vectorize(res.diagrams, vector["kind"], int(vector["bins"]), scale),
+        "features": features_of(diagrams, scale),
+        "vector": vectorize(diagrams, vector["kind"], int(vector["bins"]), scale),
         "n_points": int(points.shape[0]),
     }

@@ -112,6 +112,12 @@ class FlinkSettings(BaseModel):
     stream_idle_close_seconds: float = Field(
         default=5.0, gt=0, description="A source quiet this long (wall clock) has its covered windows emitted."
     )
+    stream_checkpoint_dir: str = Field(
+        default="", description="Retained checkpoints of the stream job; empty: var/flink-streams/checkpoints."
+    )
+    stream_restore: str = Field(
+        default="latest", description="latest (resume from the newest retained checkpoint), none, or a path."
+    )
 
 
 class StreamSettings(BaseModel):
@@ -131,9 +137,9 @@ class StreamSettings(BaseModel):
     maxdim: int = Field(default=1, ge=0, le=2, description="Homology dimensions of window features.")
     vector_kind: Literal["betti_curve", "landscape"] = Field(default="betti_curve", description="Vectorization.")
     vector_bins: int = Field(default=32, ge=2, le=512, description="Points of the vectorization grid.")
-    warmup_windows: int = Field(default=20, ge=2, description="Windows that form a source's first baseline.")
+    warmup_windows: int = Field(default=40, ge=2, description="Windows that form a source's first baseline.")
     baseline_windows: int = Field(default=200, ge=2, description="Windows in the rolling baseline.")
-    threshold: float = Field(default=0.999, gt=0, lt=1, description="Score that raises an alert.")
+    threshold: float = Field(default=0.99999, gt=0, lt=1, description="Score that raises an alert.")
     workers: int | None = Field(default=None, description="Ray window workers (None: half the cluster's CPUs).")
     worker_cpus: float = Field(default=0.5, gt=0, description="CPUs a window worker reserves.")
     worker_batch: int = Field(default=256, ge=1, description="Windows a worker takes from Kafka at a time.")

@@ -14,6 +14,13 @@ from tda_ray.service.store.tables import stream_scores, stream_specs
 __all__ = ["StreamRecords"]
 
 
+def _event_ms(when: str | int) -> int:
+    """A score record's window bound (RFC 3339 text) as ms since the epoch, the column's unit."""
+    if isinstance(when, str):
+        return round(datetime.fromisoformat(when).timestamp() * 1000)
+    return int(when)
+
+
 class StreamRecords(Database):
     def save_spec(self, source_id: str, version: int, spec: dict[str, Any]) -> None:
         now = utcnow()
@@ -44,8 +51,8 @@ class StreamRecords(Database):
                     continue
                 conn.execute(
                     stream_scores.insert().values(
-                        source_id=r["source_id"], seq=int(r["seq"]), window_start=int(r["window_start"]),
-                        window_end=int(r["window_end"]), score=float(r["score"]), alert=bool(r["alert"]),
+                        source_id=r["source_id"], seq=int(r["seq"]), window_start=_event_ms(r["window_start"]),
+                        window_end=_event_ms(r["window_end"]), score=float(r["score"]), alert=bool(r["alert"]),
                         record=r, ingested_at=now,
                     )
                 )  # fmt: skip

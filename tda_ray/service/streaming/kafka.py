@@ -197,7 +197,8 @@ def group_lag(cfg: KafkaSettings, group: str, topic: str, admin: KafkaAdminClien
     own = admin is None
     client = admin or _admin(cfg)
     try:
-        committed = {tp: om.offset for tp, om in client.list_consumer_group_offsets(group).items() if tp.topic == topic}
+        offsets = client.list_group_offsets({group: None}).get(group, {})
+        committed = {tp: om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset >= 0}
     finally:
         if own:
             client.close()

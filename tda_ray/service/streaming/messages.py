@@ -208,6 +208,13 @@ def validate_stream_message(kind: str, message: Mapping[str, Any]) -> None:
     _check_against(STREAM_SCHEMAS[kind], message, kind.replace("_", " "), ())
 
 
+def _moments(cloud: Mapping[str, Any]) -> dict[str, float]:
+    m = cloud.get("moments") or {}
+    out = {f"mean_{j}": float(v) for j, v in enumerate(m.get("mean", []))}
+    out.update({f"std_{j}": float(v) for j, v in enumerate(m.get("std", []))})
+    return out
+
+
 def build_window_features(cloud: Mapping[str, Any], computed: Mapping[str, Any], computed_at_ms: int) -> dict[str, Any]:
     """The tda_window_features message of one window from its cloud message and the computed features
     (``{"features", "vector", "n_points"}``, or ``{"error"}`` when the window could not be computed)."""
@@ -219,8 +226,9 @@ def build_window_features(cloud: Mapping[str, Any], computed: Mapping[str, Any],
         "window_end": int(cloud["window_end"]),
         "spec_version": int(cloud["spec_version"]),
         "scale_final": bool(cloud.get("scale_final", True)),
+        "n_events": int(cloud.get("events", 0)),
         "n_points": int(computed.get("n_points", 0)),
-        "features": dict(computed.get("features") or {}),
+        "features": {**dict(computed.get("features") or {}), **_moments(cloud)} if not computed.get("error") else {},
         "vector": list(computed.get("vector") or []),
         "closed_at_ms": int(cloud.get("closed_at_ms") or 0),
         "computed_at_ms": int(computed_at_ms),

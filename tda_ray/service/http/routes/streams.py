@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -32,9 +32,9 @@ def _ms(when: datetime | None) -> int | None:
 
 def _page(records: list[dict[str, Any]], limit: int) -> ScoreList:
     items = [ScoreOut.model_validate(r) for r in records]
-    last = records[-1]["window_end"] if len(records) == limit else None
+    last = items[-1].window_end if len(records) == limit else None
     # Windows end in event time; the next page starts right after the last end seen.
-    nxt = None if last is None else datetime.fromtimestamp((last + 1) / 1000, tz=timezone.utc)
+    nxt = None if last is None else last + timedelta(milliseconds=1)
     return ScoreList(items=items, next_since=nxt)
 
 
