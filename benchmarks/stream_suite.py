@@ -17,9 +17,10 @@ a point): ``port_scan`` (many tiny probes to many ports), ``ddos_burst`` (a floo
 kept).  The first three kinds keep mean and variance (per window) — where a windowed-Gaussian detector is
 blind — the others do not.
 
-Scoring: a window is anomalous when at least half of it lies in an anomalous segment, normal when none of
-it does; windows partly inside, and windows still in warm-up, are left out.  Precision, recall and F1 over
-windows; the detection delay of a segment is the event time from its start to the end of the first alerting window that overlaps it.
+Scoring: a window is anomalous when at least half of it lies in an anomalous segment, normal when none of it
+does; windows partly inside, and windows still in warm-up, are left out. Precision, recall and F1 over
+windows; the detection delay of a segment is the event time from its start to the end of the first alerting
+window that overlaps it.
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ empty ones are skipped.  Windows of ``unit: events`` are ``size`` consecutive ev
 event id) order, every ``slide`` events.  A quiet source (no event for the idle time) has the windows
 it already completely covers emitted by a wall-clock timer.
 
-Embeddings.  ``vectors``: each event's values is a point, standardised with the source's mean and standard
+Embeddings. ``vectors``: each event's values is a point, standardised with the source's mean and standard
 deviation (Welford, over the events of its first ``SCALE_WINDOWS`` windows, then fixed: an anomaly must not
-rescale the windows after it).  ``delay``: a Takens delay embedding of one value, standardised the same
-way; ``dimension``/``delay`` ``auto`` are chosen once, from the source's first window, and kept: the
-delay is the first lag at which the autocorrelation falls below 1/e (at most a quarter of the window), the dimension the smallest one (2 to 8) with fewer than 10 % false
-nearest neighbours (Kennel, Brown, Abarbanel 1992: distance ratio 15, attractor size 2), keeping at least
-half of the window's values as points.
+rescale the windows after it). ``delay``: a Takens delay embedding of one value, standardised the same way;
+``dimension``/``delay`` ``auto`` are chosen once, from the source's first window, and kept: the delay is the
+first lag at which the autocorrelation falls below 1/e (at most a quarter of the window), the dimension the
+smallest one (2 to 8) with fewer than 10 % false nearest neighbours (Kennel, Brown, Abarbanel 1992: distance
+ratio 15, attractor size 2), keeping at least half of the window's values as points.
 
 Scale.  Every window carries the source's filtration scale: the median enclosing radius of its clouds
 over the first ``SCALE_WINDOWS`` windows (``scale_final`` false until then), fixed afterwards; the window
