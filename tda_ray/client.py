@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import httpx
 import numpy as np
 import numpy.typing as npt
+import tenacity
 
 from tda_ray.engine.diagrams import from_json
 from tda_ray.io.formats import detect_format
@@ -346,11 +347,27 @@ class Client:
         return self.result(job["id"])
 
     # --- events and streams ----------------------------------------------------------------------
-    def post_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        """Publish raw events (``source_id``, ``values``, optional ``event_time``, ``event_id``, ``attributes``)."""
+    def post_events(self, events: list[dict[str, Any]], retry_s: float = 0.0) -> dict[str, Any]:
+        """Publish raw events (``source_id``, ``values``, optional ``event_time``, ``event_id``, ``attributes``).
+
+        With ``retry_s``, a post the server could not take for now (503: the broker is away; or no
+        connection) is tried again, backing off, for up to that long: give events ``event_id``s, as a post
+        that failed half-way is then sent again and the stream job counts each id once."""
         body = [{**e, "event_time": _iso(e["event_time"])} if "event_time" in e else e for e in events]
-        data: dict[str, Any] = self._request("POST", "/v1/events", json={"events": body}).json()
-        return data
+
+        def post() -> dict[str, Any]:
+            data: dict[str, Any] = self._request("POST", "/v1/events", json={"events": body}).json()
+            return data
+
+        if retry_s <= 0:
+            return post()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0),
+            stop=tenacity.stop_after_delay(retry_s),
+            reraise=True,
+        )
+        return retrying(post)
 
     def replay_csv(
         self,
@@ -362,11 +379,13 @@ class Client:
         rate: float | None = None,
         batch: int = 500,
         progress: bool = False,
+        retry_s: float = 120.0,
     ) -> int:
         """Post a CSV's rows as events of ``source`` in batches (at most ``rate`` events per second).
 
         Each row's event id is ``<source>-<row>``, so replaying a file again adds nothing twice. Times are
-        RFC 3339 text or epoch seconds (milliseconds above 1e11). Returns the number of events accepted.
+        RFC 3339 text or epoch seconds (milliseconds above 1e11). A batch the server cannot take for now is
+        retried for up to ``retry_s``. Returns the number of events accepted.
         """
         from tqdm import tqdm
 
@@ -376,7 +395,7 @@ class Client:
         with tqdm(total=len(rows), unit="event", disable=not progress, file=sys.stderr, leave=False) as bar:
             for i in range(0, len(rows), max(1, batch)):
                 chunk = rows[i : i + batch]
-                sent += int(self.post_events(chunk)["accepted"])
+                sent += int(self.post_events(chunk, retry_s=retry_s)["accepted"])
                 bar.update(len(chunk))
                 if rate:
                     ahead = sent / rate - (time.monotonic() - t0)
@@ -426,6 +445,13 @@ class Client:
             if page["items"]:
                 since = page["items"][-1]["window_end"]
             time.sleep(poll_s)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A refusal that may pass: the server is there but cannot take it now, or is not reachable now."""
+    if isinstance(exc, ApiError):
+        return exc.status_code in (502, 503, 504)
+    return isinstance(exc, (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException))
 
 
 def _iso(when: Any) -> str:

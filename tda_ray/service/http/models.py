@@ -238,8 +238,9 @@ class ScoreOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     source_id: str
     seq: int = Field(description="The window's number in its source, from 0.")
-    window_start: datetime = Field(description="Event time of the window's start (RFC 3339).")
-    window_end: datetime = Field(description="Event time of the window's end, exclusive (RFC 3339).")
+    # Text, as on the Kafka topic (RFC 3339, UTC, milliseconds): served exactly as the stream job wrote it.
+    window_start: str = Field(json_schema_extra={"format": "date-time"}, description="Event time of the start.")
+    window_end: str = Field(json_schema_extra={"format": "date-time"}, description="Event time of the end (exclusive).")
     n_events: int = Field(ge=0, description="Events in the window.")
     spec_version: int
     score: float = Field(ge=0, le=1)

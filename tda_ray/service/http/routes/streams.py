@@ -32,7 +32,7 @@ def _ms(when: datetime | None) -> int | None:
 
 def _page(records: list[dict[str, Any]], limit: int) -> ScoreList:
     items = [ScoreOut.model_validate(r) for r in records]
-    last = items[-1].window_end if len(records) == limit else None
+    last = datetime.fromisoformat(items[-1].window_end) if len(records) == limit else None
     # Windows end in event time; the next page starts right after the last end seen.
     nxt = None if last is None else last + timedelta(milliseconds=1)
     return ScoreList(items=items, next_since=nxt)
