@@ -38,6 +38,7 @@ __all__ = [
     "JobOut",
     "LandmarksOut",
     "PointCloudIn",
+    "PointCloudList",
     "PointCloudOut",
     "ResultOut",
     "UploadIn",
@@ -88,6 +89,13 @@ class PointCloudOut(BaseModel):
     name: str | None
     source: str = Field(description="json, npy, point-cloud (text/CSV) or parquet")
     created_at: datetime
+
+
+class PointCloudList(BaseModel):
+    items: list[PointCloudOut]
+    total: int
+    limit: int
+    offset: int
 
 
 class UploadIn(BaseModel):
