@@ -118,7 +118,8 @@ class Console:
             """async (name) => {
                 const echarts = await import(new URL("console/vendor/echarts.js", document.baseURI).href);
                 const chart = echarts.getInstanceByDom(document.querySelector(`[data-chart="${name}"]`));
-                return chart.getOption().series.map((s) => ({ id: s.id, data: (s.data || []).map((d) => d.pair ?? d) }));
+                const pairs = (s) => (s.data || []).map((d) => d.pair ?? d);
+                return chart.getOption().series.map((s) => ({ id: s.id, data: pairs(s) }));
             }""",
             name,
         )
@@ -428,6 +429,15 @@ def test_health_page_shows_what_the_api_reports(console: Console, http: httpx.Cl
     cards = page.eval_on_selector_all("[data-component]", "els => els.map((e) => e.dataset.component)")
     assert cards == ["database", "storage", "dispatcher", *health["components"]]
     assert page.locator('[data-component=dispatcher] [data-key="alive"]').inner_text() == "true"
+    # Ray and Serve as the job manager sees them: the nodes, and each deployment's running replicas.
+    assert health["components"]["ray"]["nodes"] >= 1
+    ray_card = page.locator("[data-component=ray]")
+    assert ray_card.locator('[data-key="nodes"]').first.inner_text() == str(health["components"]["ray"]["nodes"])
+    serve_card = page.locator("[data-component=serve]")
+    for app in health["components"]["serve"].values():
+        for name, deployment in app["deployments"].items():
+            assert deployment["replicas"].get("RUNNING", 0) >= 1
+            assert serve_card.locator(f'[data-key="{name}"]').count() == 1
 
 
 def test_streams_page_is_a_placeholder(console: Console) -> None:

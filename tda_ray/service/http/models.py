@@ -62,7 +62,9 @@ class HealthOut(BaseModel):
     storage: str
     dispatcher: dict[str, Any] | None = Field(description="Dispatcher state, null when it does not answer.")
     components: dict[str, Any] = Field(
-        default_factory=dict, description="Optional companions, e.g. the Kafka broker ('broker')."
+        default_factory=dict,
+        description="Ray ('ray': nodes, CPUs), Serve ('serve': applications, deployments, replicas) and companions "
+        "such as Kafka ('kafka': broker and sink).",
     )
 
 

@@ -42,8 +42,8 @@ function frame(level) {
     legend: { top: 0 },
     grid: { left: 56, right: 24, top: 40, bottom: 48, containLabel: true },
     toolbox: { right: 8, feature: { dataZoom: {}, restore: {} } },
-    xAxis: { type: "value", name: "birth", nameLocation: "middle", nameGap: 28, min: 0, max, axisLabel: { formatter: num } },
-    yAxis: { type: "value", name: "death", nameLocation: "middle", nameGap: 44, min: 0, max, axisLabel: { formatter: num } },
+    xAxis: { type: "value", name: "birth", nameLocation: "middle", nameGap: 28, min: 0, max, axisLabel: { formatter: num, showMaxLabel: false } },
+    yAxis: { type: "value", name: "death", nameLocation: "middle", nameGap: 44, min: 0, max, axisLabel: { formatter: num, showMaxLabel: false } },
   };
 }
 
@@ -101,7 +101,7 @@ export function barcodeOption(pairs, k, top) {
     tooltip,
     grid: { left: 40, right: 24, top: 36, bottom: 48, containLabel: true },
     toolbox: { right: 8, feature: { dataZoom: {}, restore: {} } },
-    xAxis: { type: "value", name: "scale", nameLocation: "middle", nameGap: 28, min: 0, max: level * 1.04, axisLabel: { formatter: num } },
+    xAxis: { type: "value", name: "scale", nameLocation: "middle", nameGap: 28, min: 0, max: level * 1.04, axisLabel: { formatter: num, showMaxLabel: false } },
     yAxis: { type: "value", inverse: true, min: -0.5, max: Math.max(bars.length - 0.5, 0.5), show: false },
     dataZoom: [{ type: "inside", yAxisIndex: 0, filterMode: "none" }],
     series: [
@@ -135,7 +135,7 @@ export function bettiOption(diagrams) {
     legend: { top: 0 },
     tooltip: { trigger: "axis", valueFormatter: num },
     grid: { left: 40, right: 24, top: 40, bottom: 48, containLabel: true },
-    xAxis: { type: "value", name: "scale", nameLocation: "middle", nameGap: 28, min: 0, max: until, axisLabel: { formatter: num } },
+    xAxis: { type: "value", name: "scale", nameLocation: "middle", nameGap: 28, min: 0, max: until, axisLabel: { formatter: num, showMaxLabel: false } },
     yAxis: { type: "value", name: "Betti number", nameLocation: "middle", nameGap: 52, minInterval: 1 },
     series: diagrams.map((pairs, k) => ({
       type: "line",

@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { ErrorBox, html, usePoll } from "../components.js";
 import { num } from "../format.js";
 
-const GOOD = /^(ok|true|running|healthy|alive)$/i;
+const GOOD = /^(ok|true|up|running|healthy|alive)$/i;
 const BAD = /error|fail|unhealthy|down|unreachable|false|dead/i;
 
 function tone(key, value) {
