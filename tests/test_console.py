@@ -131,9 +131,11 @@ class Console:
 
 
 @pytest.fixture
-def console(browser: Any, service: ServiceProcess) -> Iterator[Console]:
+def console(browser: Any, service: ServiceProcess, shots: Path, request: pytest.FixtureRequest) -> Iterator[Console]:
     c = Console(browser, service.base_url)
     yield c
+    if not c.page.is_closed() and c.page.url.startswith(service.base_url):  # each page as the test left it
+        c.page.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
     c.close()
 
 

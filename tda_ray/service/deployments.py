@@ -84,6 +84,11 @@ class JobManager:
             d.stop()
 
 
+def _name(state: Any) -> str:
+    """A Serve state as its plain name (``HEALTHY``), whether Serve hands over the enum or its value."""
+    return str(getattr(state, "value", state))
+
+
 def cluster_report() -> dict[str, Any]:
     """Ray's nodes and CPUs, and Serve's applications with their deployments' replicas (GET /v1/health)."""
     report: dict[str, Any] = {}
@@ -103,9 +108,9 @@ def cluster_report() -> dict[str, Any]:
         st = serve.status()
         report["serve"] = {
             name: {
-                "status": str(app.status),
+                "status": _name(app.status),
                 "deployments": {
-                    d: {"status": str(ds.status), "replicas": {str(k): v for k, v in ds.replica_states.items()}}
+                    d: {"status": _name(ds.status), "replicas": {_name(k): v for k, v in ds.replica_states.items()}}
                     for d, ds in app.deployments.items()
                 },
             }

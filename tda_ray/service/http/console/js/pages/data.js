@@ -19,8 +19,10 @@ function DropZone({ onFiles }) {
   };
   return html`<div class=${`dropzone${over ? " over" : ""}`} data-testid="dropzone"
       onDragOver=${(e) => (e.preventDefault(), setOver(true))} onDragLeave=${() => setOver(false)} onDrop=${drop}>
-    <p>Drop point clouds here: <code>.npy</code>, <code>.parquet</code>, <code>.csv</code> or <code>.txt</code>
-      (one point per line). Large <code>.npy</code>/Parquet files go in resumable parts.</p>
+    <p>
+      Drop point clouds here: <code>.npy</code>, <code>.parquet</code>, <code>.csv</code> or <code>.txt</code>${" "}
+      (one point per line). Large <code>.npy</code>/Parquet files go in resumable parts.
+    </p>
     <label class="button" for="file-input">Choose files…</label>
     <input id="file-input" ref=${input} class="visually-hidden" type="file" multiple
       accept=".npy,.parquet,.pq,.csv,.txt,.xyz,text/plain,text/csv"

@@ -8,7 +8,8 @@ const GOOD = /^(ok|true|up|running|healthy|alive)$/i;
 const BAD = /error|fail|unhealthy|down|unreachable|false|dead/i;
 
 function tone(key, value) {
-  if (typeof value === "boolean") return key === "alive" || key === "enabled" || key === "reachable" ? (value ? "good" : "bad") : "";
+  // A component switched off by configuration (enabled: false) is no fault.
+  if (typeof value === "boolean") return key === "alive" || key === "reachable" ? (value ? "good" : "bad") : "";
   if (typeof value !== "string") return "";
   return GOOD.test(value) ? "good" : BAD.test(value) ? "bad" : "";
 }
