@@ -25,6 +25,9 @@ console-vendor: $(CONSOLE_STAMP)
 # Module files are renamed *.js (served as text/javascript everywhere); the import map of index.html names
 # them. Each library's licence goes along (ECharts is Apache-2.0 with a NOTICE).
 $(CONSOLE_STAMP): $(CONSOLE_SRC)/package-lock.json $(CONSOLE_SRC)/package.json mk/console.mk
+	@command -v $(NPM) >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm; } || \
+	  { echo "console-vendor: $(NPM) is missing (apt-get install nodejs npm)"; exit 1; }
 	cd $(CONSOLE_SRC) && $(NPM) ci --cache $(CURDIR)/.cache/npm --ignore-scripts --no-audit --no-fund
 	rm -rf $(CONSOLE_VENDOR) && mkdir -p $(CONSOLE_VENDOR)/licenses
 	cp $(CONSOLE_MODULES)/echarts/dist/echarts.esm.min.mjs $(CONSOLE_VENDOR)/echarts.js

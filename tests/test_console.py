@@ -229,6 +229,56 @@ def test_pointcloud_list_is_newest_first_and_paginated(http: httpx.Client) -> No
     assert http.get("/v1/pointclouds", params={"limit": 0}).status_code == 422
 
 
+def test_without_its_libraries_the_console_says_to_run_make_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No blank page when `make setup` has not fetched the libraries: GET / says what to do (503)."""
+    from starlette.testclient import TestClient
+
+    from tda_ray.service.http.app import create_app
+    from tda_ray.service.http.routes import console
+    from tda_ray.service.jobs.service import JobService
+    from tda_ray.service.settings import Settings
+
+    bare = tmp_path / "console"
+    bare.mkdir()
+    shutil.copy(console.CONSOLE_DIR / "index.html", bare / "index.html")
+    monkeypatch.setattr(console, "CONSOLE_DIR", bare)
+    svc = JobService(Settings(database_url=f"sqlite:///{tmp_path / 'db'}", storage_root=str(tmp_path / "st")))
+    try:
+        with TestClient(create_app(svc, None)) as client:  # type: ignore[arg-type]
+            r = client.get("/")
+            assert r.status_code == 503 and "make setup" in r.text and "echarts.js" in r.text
+    finally:
+        svc.close()
+
+
+def test_pointcloud_list_index_is_added_to_an_older_database(tmp_path: Path) -> None:
+    """A store made before GET /v1/pointclouds gets the created_at index when opened; the list works."""
+    import sqlalchemy as sa
+
+    from tda_ray.service.store import Store
+    from tda_ray.service.store.tables import metadata
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        for index in metadata.tables["pointclouds"].indexes:
+            conn.execute(sa.text(f"DROP INDEX {index.name}"))
+    assert not sa.inspect(engine).get_indexes("pointclouds")
+    engine.dispose()
+    store = Store(url, str(tmp_path / "storage"))
+    try:
+        indexed = [i["column_names"] for i in sa.inspect(store.engine).get_indexes("pointclouds")]
+        assert ["created_at"] in indexed
+        made = [store.create_pointcloud(np.ones((2, 2)) * i, name=str(i), source="json").id for i in range(3)]
+        items, total = store.list_pointclouds(limit=2, offset=1)
+        assert total == 3 and [p.id for p in items] == made[::-1][1:]
+    finally:
+        store.close()
+
+
 # --------------------------------------------------------------------------- the flow in the browser
 
 
@@ -401,6 +451,18 @@ def test_large_upload_goes_in_parts_with_progress_and_resumes(
     newest = http.get("/v1/pointclouds", params={"limit": 1}).json()["items"][0]
     assert newest["name"] == "big.npy" and newest["n_points"] == X.shape[0] and newest["dim"] == 3
     assert newest["source"] == "npy"
+
+
+def test_landmark_result_shows_eps_and_its_bound(console: Console, http: httpx.Client) -> None:
+    pc = upload_points(http, np.random.default_rng(13).normal(size=(400, 3)), "landmarks")
+    job = finished_job(http, pc, maxdim=1, landmarks=40)
+    landmarks = http.get(f"/v1/jobs/{job}/result").json()["landmarks"]
+    assert landmarks["count"] == 40
+    page = console.open(f"#/job/{job}")
+    page.wait_for_selector('[data-chart="diagram"][data-rendered="true"]')
+    for key, field in (("eps", "eps"), ("bound", "bottleneck_bound")):
+        shown = float(page.locator(f'[data-value="{key}"]').inner_text())  # 4 significant digits
+        assert shown == pytest.approx(landmarks[field], rel=1e-3)
 
 
 def test_compare_overlays_two_results(console: Console, http: httpx.Client) -> None:

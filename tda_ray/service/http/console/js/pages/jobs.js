@@ -35,8 +35,12 @@ function JobForm({ preset, onSubmitted }) {
     openApi()
       .then((doc) => setVariants(jobVariants(doc)))
       .catch(setError);
+    // The newest clouds, and the one asked for (#/jobs?pc=ID) even if it is older than those.
     api("v1/pointclouds?limit=200")
-      .then((l) => setClouds(l.items))
+      .then(async (l) => {
+        const known = !preset || l.items.some((pc) => pc.id === preset);
+        setClouds(known ? l.items : [await api(`v1/pointclouds/${preset}`), ...l.items]);
+      })
       .catch(setError);
   }, []);
   const variant = variants?.[alg];
