@@ -53,7 +53,7 @@ def test_a_completion_done_before_its_callback_is_added_does_not_deadlock(tmp_pa
         future.result()  # done before complete() goes on
         return future
 
-    pool.submit = submit_and_finish  # type: ignore[method-assign]
+    pool.submit = submit_and_finish  # type: ignore[method-assign,assignment]
     out: list[Any] = []
     worker = threading.Thread(target=lambda: out.append(svc.uploads.complete(up.id)), daemon=True)
     worker.start()
