@@ -8,7 +8,6 @@ docs/ for the README.
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import os
@@ -20,28 +19,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from support.browser import LAPTOP, PHONE, Console, launch, missing_requirements
 from support.service import REPO_ROOT, ServiceProcess, wait_done, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As used here before: no network of its own, no first-run or sync machinery.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 API_KEY = "console-test-key"
 MAX_MAXDIM = 2
 MAX_UPLOAD = 1_500_000  # also the largest part of an upload session: a 4.8 MB .npy goes in 4 parts
-KEY_STORE = "tda-ray.api-key"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
 DATASETS = Path(os.environ.get("TDA_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
@@ -49,8 +34,7 @@ expect = playwright_api.expect
 
 
 def _require_browser() -> None:
-    vendor = REPO_ROOT / "tda_ray/service/http/console/vendor/echarts.js"
-    missing = [str(p) for p in (CHROMIUM, vendor) if not p.exists()]
+    missing = missing_requirements(REPO_ROOT)
     if missing:
         reason = f"console tests need {', '.join(missing)} (make setup installs chromium and the console libraries)"
         if os.environ.get("CI"):
@@ -82,10 +66,7 @@ def http(service: ServiceProcess) -> Iterator[httpx.Client]:
 def browser(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user data dir
     with playwright_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport=LAPTOP
-        )
-        ctx.set_default_timeout(30_000)
+        ctx = launch(pw, profile, LAPTOP)
         yield ctx
         ctx.close()
 
@@ -95,44 +76,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console-screenshots")
 
 
-class Console:
-    """A page of the console; errors the page throws fail the test."""
-
-    def __init__(self, ctx: Any, base_url: str, *, key: bool = True, viewport: dict[str, int] = LAPTOP) -> None:
-        self.base_url = base_url
-        self.page = ctx.new_page()
-        self.page.set_viewport_size(viewport)
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        if key:  # the key as the dialog leaves it (sessionStorage is per tab)
-            self.page.add_init_script(f"sessionStorage.setItem({KEY_STORE!r}, {API_KEY!r})")
-
-    def open(self, hash_path: str = "#/data") -> Any:
-        self.page.goto(f"{self.base_url}/{hash_path}")
-        self.page.wait_for_selector("header.top")
-        return self.page
-
-    def chart_series(self, name: str) -> dict[str, list[Any]]:
-        """Series id -> the pairs (or values) ECharts holds for the chart ``data-chart=name``."""
-        series: list[dict[str, Any]] = self.page.evaluate(
-            """async (name) => {
-                const echarts = await import(new URL("console/vendor/echarts.js", document.baseURI).href);
-                const chart = echarts.getInstanceByDom(document.querySelector(`[data-chart="${name}"]`));
-                const pairs = (s) => (s.data || []).map((d) => d.pair ?? d);
-                return chart.getOption().series.map((s) => ({ id: s.id, data: pairs(s) }));
-            }""",
-            name,
-        )
-        return {s["id"]: s["data"] for s in series}
-
-    def close(self) -> None:
-        self.page.close()
-        assert not self.errors, f"the page threw: {self.errors}"
-
-
 @pytest.fixture
 def console(browser: Any, service: ServiceProcess, shots: Path, request: pytest.FixtureRequest) -> Iterator[Console]:
-    c = Console(browser, service.base_url)
+    c = Console(browser, service.base_url, api_key=API_KEY)
     yield c
     if not c.page.is_closed() and c.page.url.startswith(service.base_url):  # each page as the test left it
         c.page.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
@@ -150,22 +96,6 @@ def cloud_file(tmp_path: Path) -> Path:
     path = tmp_path / "circle_400.txt"
     np.savetxt(path, X)
     return path
-
-
-def drop_file(page: Any, selector: str, path: Path) -> None:
-    """A real drop event on ``selector`` carrying the file (as a user dragging it from the desktop)."""
-    page.evaluate(
-        """([sel, name, b64]) => {
-            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-            const dt = new DataTransfer();
-            dt.items.add(new File([bytes], name, { type: "text/plain" }));
-            const target = document.querySelector(sel);
-            for (const type of ["dragenter", "dragover", "drop"]) {
-                target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
-            }
-        }""",
-        [selector, path.name, base64.b64encode(path.read_bytes()).decode()],
-    )
 
 
 def pairs_of(result: dict[str, Any], k: int) -> list[tuple[float, float]]:
@@ -285,7 +215,7 @@ def test_pointcloud_list_index_is_added_to_an_older_database(tmp_path: Path) -> 
 def test_key_prompt_upload_run_and_the_diagram_drawn_is_the_result(
     browser: Any, service: ServiceProcess, http: httpx.Client, tmp_path: Path, shots: Path
 ) -> None:
-    console = Console(browser, service.base_url, key=False)
+    console = Console(browser, service.base_url, api_key=None)
     page = console.open("#/data")
     # The list answers 401: the console asks for the key, then goes on.
     page.wait_for_selector("dialog.key-dialog[open]")
@@ -295,7 +225,7 @@ def test_key_prompt_upload_run_and_the_diagram_drawn_is_the_result(
     page.get_by_role("heading", name="Point clouds").wait_for()
 
     path = cloud_file(tmp_path)
-    drop_file(page, "[data-testid=dropzone]", path)
+    console.drop_file("[data-testid=dropzone]", path)
     page.wait_for_selector(".upload[data-phase=done]", timeout=60_000)
     page.get_by_role("link", name="New job on it").click()
     page.wait_for_selector("#param-maxdim")
@@ -324,16 +254,7 @@ def test_key_prompt_upload_run_and_the_diagram_drawn_is_the_result(
 
     # Hovering a point shows its birth, death and persistence.
     b, d = max(result["diagrams"][1], key=lambda p: p[1] - p[0])
-    x, y = page.evaluate(
-        """async ([b, d]) => {
-            const echarts = await import(new URL("console/vendor/echarts.js", document.baseURI).href);
-            const el = document.querySelector('[data-chart="diagram"]');
-            const [x, y] = echarts.getInstanceByDom(el).convertToPixel({ seriesId: "H1" }, [b, d]);
-            const box = el.getBoundingClientRect();
-            return [box.left + x, box.top + y];
-        }""",
-        [b, d],
-    )
+    x, y = console.point_on_page("diagram", "H1", [b, d])
     page.mouse.move(x, y)
     tip = page.locator('[data-chart="diagram"]').get_by_text("persistence")
     tip.wait_for()
@@ -350,7 +271,7 @@ def test_key_prompt_upload_run_and_the_diagram_drawn_is_the_result(
 
     page.mouse.move(0, 0)
     page.screenshot(path=str(shots / "result-laptop.png"), full_page=True)
-    phone = Console(browser, service.base_url, viewport=PHONE)
+    phone = Console(browser, service.base_url, api_key=API_KEY, viewport=PHONE)
     ppage = phone.open(f"#/job/{job_id}")
     ppage.wait_for_selector('[data-chart="diagram"][data-rendered="true"]', timeout=60_000)
     # Nothing wider than the phone: tables scroll inside their boxes, charts fit.
