@@ -38,6 +38,31 @@ def parts_dir(tmp_path: Path, upload_id: str) -> Path:
     return tmp_path / "storage" / "upload-sessions" / upload_id
 
 
+def test_a_completion_done_before_its_callback_is_added_does_not_deadlock(tmp_path: Path) -> None:
+    """A small cloud can finish before complete() registers its clean-up callback, which then runs at once."""
+    import threading
+
+    svc = JobService(settings(tmp_path))
+    up = svc.uploads.create("quick")
+    svc.uploads.put_part(up.id, 0, npy(np.ones((10, 2))))
+    pool = svc.uploads._pool
+    real_submit = pool.submit
+
+    def submit_and_finish(fn: Any, *args: Any) -> Any:
+        future = real_submit(fn, *args)
+        future.result()  # done before complete() goes on
+        return future
+
+    pool.submit = submit_and_finish  # type: ignore[method-assign,assignment]
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(svc.uploads.complete(up.id)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "complete() deadlocked"
+    assert isinstance(out[0], PointCloudRecord) and out[0].n_points == 10
+    assert not svc.uploads._running
+
+
 def test_parts_join_into_the_cloud(tmp_path: Path) -> None:
     svc = JobService(settings(tmp_path))
     X = np.random.default_rng(0).normal(size=(5000, 4))

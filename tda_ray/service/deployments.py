@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from ray import serve
@@ -79,6 +80,9 @@ class JobManager:
     def stats(self) -> dict[str, Any]:
         return self._dispatcher.stats()
 
+    def cluster(self) -> dict[str, Any]:
+        return cluster_report()
+
     def check_health(self) -> None:
         # Serve restarts the replica (and so recovers the queue) if the loop thread died.
         if not self._dispatcher.stats()["alive"]:
@@ -88,6 +92,43 @@ class JobManager:
         d = getattr(self, "_dispatcher", None)
         if d is not None:
             d.stop()
+
+
+def _name(state: Any) -> str:
+    """A Serve state as its plain name (``HEALTHY``), whether Serve hands over the enum or its value."""
+    return str(getattr(state, "value", state))
+
+
+def cluster_report() -> dict[str, Any]:
+    """Ray's nodes and CPUs, and Serve's applications with their deployments' replicas (GET /v1/health)."""
+    report: dict[str, Any] = {}
+    try:
+        total, free = ray.cluster_resources(), ray.available_resources()
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        report["ray"] = {
+            "status": "ok",
+            "nodes": len(nodes),
+            "cpus": total.get("CPU", 0.0),
+            "cpus_free": free.get("CPU", 0.0),
+            "memory_bytes": int(total.get("memory", 0)),
+        }
+    except Exception as exc:  # reported, never raised: this feeds a health probe
+        report["ray"] = {"status": f"error: {type(exc).__name__}: {exc}"}
+    try:
+        st = serve.status()
+        report["serve"] = {
+            name: {
+                "status": _name(app.status),
+                "deployments": {
+                    d: {"status": _name(ds.status), "replicas": {_name(k): v for k, v in ds.replica_states.items()}}
+                    for d, ds in app.deployments.items()
+                },
+            }
+            for name, app in st.applications.items()
+        }
+    except Exception as exc:
+        report["serve"] = {"status": f"error: {type(exc).__name__}: {exc}"}
+    return report
 
 
 class _HandleLink:
@@ -104,6 +145,10 @@ class _HandleLink:
 
     def stats(self) -> dict[str, Any] | None:
         result: dict[str, Any] = self._h.stats.remote().result(timeout_s=5)
+        return result
+
+    def cluster(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._h.cluster.remote().result(timeout_s=5)
         return result
 
 

@@ -8,7 +8,15 @@ import tda_ray
 from tda_ray.service.http.deps import DispatcherLink
 from tda_ray.service.http.errors import install_error_handlers
 from tda_ray.service.http.middleware import BodyLimitMiddleware
-from tda_ray.service.http.routes import events, health, jobs, pointclouds, streams, uploads
+from tda_ray.service.http.routes import (
+    console,
+    events,
+    health,
+    jobs,
+    pointclouds,
+    streams,
+    uploads,
+)
 from tda_ray.service.jobs.service import JobService
 
 __all__ = ["create_app"]
@@ -28,6 +36,6 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
         BodyLimitMiddleware, limit=settings.max_upload_bytes, stream_limit=settings.max_stream_upload_bytes
     )
     install_error_handlers(app)
-    for module in (health, pointclouds, uploads, jobs, events, streams):
+    for module in (health, pointclouds, uploads, jobs, events, streams, console):
         app.include_router(module.router)
     return app

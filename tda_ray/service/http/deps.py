@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader
 from tda_ray.service.jobs.service import JobService
 from tda_ray.service.settings import Settings
 
-__all__ = ["Auth", "DispatcherDep", "DispatcherLink", "ServiceDep", "SettingsDep"]
+__all__ = ["Auth", "ClusterReporter", "DispatcherDep", "DispatcherLink", "ServiceDep", "SettingsDep"]
 
 
 class DispatcherLink(Protocol):
@@ -22,6 +22,15 @@ class DispatcherLink(Protocol):
     def cancel(self, job_id: str) -> None: ...
 
     def stats(self) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class ClusterReporter(Protocol):
+    """A dispatcher link that also reports the cluster (Serve's does; a bare in-process dispatcher not)."""
+
+    def cluster(self) -> dict[str, Any]:
+        """``{"ray": ..., "serve": ...}``: Ray's nodes and CPUs, Serve's deployments and their replicas."""
+        ...
 
 
 def get_service(request: Request) -> JobService:

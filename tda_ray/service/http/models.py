@@ -38,6 +38,7 @@ __all__ = [
     "JobOut",
     "LandmarksOut",
     "PointCloudIn",
+    "PointCloudList",
     "PointCloudOut",
     "ResultOut",
     "ScoreList",
@@ -65,7 +66,9 @@ class HealthOut(BaseModel):
     storage: str
     dispatcher: dict[str, Any] | None = Field(description="Dispatcher state, null when it does not answer.")
     components: dict[str, Any] = Field(
-        default_factory=dict, description="Optional companions, e.g. the Kafka broker ('broker')."
+        default_factory=dict,
+        description="Ray ('ray': nodes, CPUs), Serve ('serve': applications, deployments, replicas) and companions "
+        "such as Kafka ('kafka': broker and sink).",
     )
 
 
@@ -92,6 +95,13 @@ class PointCloudOut(BaseModel):
     name: str | None
     source: str = Field(description="json, npy, point-cloud (text/CSV) or parquet")
     created_at: datetime
+
+
+class PointCloudList(BaseModel):
+    items: list[PointCloudOut]
+    total: int
+    limit: int
+    offset: int
 
 
 class UploadIn(BaseModel):

@@ -101,6 +101,9 @@ class JobService:
     def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
         return self.store.get_pointcloud(pointcloud_id)
 
+    def list_pointclouds(self, limit: int, offset: int) -> tuple[list[PointCloudRecord], int]:
+        return self.store.list_pointclouds(limit=limit, offset=offset)
+
     # --- jobs ----------------------------------------------------------------------------------
     def submit(self, pointcloud_id: str, algorithm: str, params: Params | Mapping[str, Any]) -> JobRecord:
         try:

@@ -161,6 +161,7 @@ class UploadService:
         rec = self.store.get_upload(upload_id)
         if rec.status == UploadStatus.COMPLETED and rec.pointcloud_id:  # a retried completion
             return self.store.get_pointcloud(rec.pointcloud_id)
+        started = False
         with self._lock:
             future = self._running.get(upload_id)
             if future is None:
@@ -173,7 +174,10 @@ class UploadService:
                     raise Conflict(f"upload {upload_id} is already being completed")
                 future = self._pool.submit(self._complete, rec, numbers)
                 self._running[upload_id] = future
-                future.add_done_callback(lambda _f: self._forget(upload_id))
+                started = True
+        if started:
+            # Outside the lock: a future already done runs the callback here and now, and _forget takes the lock.
+            future.add_done_callback(lambda _f: self._forget(upload_id))
         wait = self.settings.upload_complete_wait_s if wait_s is None else wait_s
         try:
             return future.result(timeout=wait)

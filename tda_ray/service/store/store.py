@@ -153,6 +153,19 @@ class Store(UploadSessions, StreamRecords):
             raise NotFound(f"point cloud {pointcloud_id!r} not found")
         return _pc_record(row)
 
+    def list_pointclouds(self, *, limit: int = 50, offset: int = 0) -> tuple[list[PointCloudRecord], int]:
+        """A page of the point clouds, newest first (id breaks ties, so pages never overlap), and the total."""
+        q = (
+            sa.select(pointclouds)
+            .order_by(pointclouds.c.created_at.desc(), pointclouds.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read() as conn:
+            rows = conn.execute(q).all()
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(pointclouds)).scalar_one())
+        return [_pc_record(r) for r in rows], total
+
     def load_points(self, pointcloud_id: str) -> npt.NDArray[np.float64]:
         arr = np.load(io.BytesIO(self.blobs.get(self._pointcloud_key(pointcloud_id))), allow_pickle=False)
         return np.asarray(arr, dtype=np.float64)

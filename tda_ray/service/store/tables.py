@@ -46,7 +46,8 @@ pointclouds = sa.Table(
     sa.Column("dim", sa.Integer, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("blob_key", sa.String(200), nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Indexed for GET /v1/pointclouds (newest first).
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
 # Upload sessions: a large cloud sent as numbered parts (each one bounded request), assembled on completion.
@@ -137,10 +138,13 @@ stream_scores = sa.Table(
 
 
 def migrate(engine: Engine) -> None:
-    """Bring a database made by an older version up to this schema (columns added since)."""
+    """Bring a database made by an older version up to this schema (columns and indexes added since)."""
     added = {"outbox": ("message", "JSON"), "uploads": ("error", "TEXT")}
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
         for table, (column, kind) in added.items():
             if column not in {c["name"] for c in inspector.get_columns(table)}:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+        # create_all makes no index on a table that exists already.
+        for index in pointclouds.indexes:
+            index.create(conn, checkfirst=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 import tda_ray
-from tda_ray.service.http.deps import DispatcherDep, ServiceDep
+from tda_ray.service.http.deps import ClusterReporter, DispatcherDep, ServiceDep
 from tda_ray.service.http.models import HealthOut
 
 router = APIRouter(tags=["service"])
@@ -19,6 +21,12 @@ async def health(service: ServiceDep, dispatcher: DispatcherDep) -> HealthOut:
         stats = await run_in_threadpool(dispatcher.stats)
     except Exception:  # a health probe reports, it never fails
         stats = None
+    cluster: dict[str, Any] = {}
+    if isinstance(dispatcher, ClusterReporter):
+        try:
+            cluster = await run_in_threadpool(dispatcher.cluster)
+        except Exception as exc:
+            cluster = {"ray": {"status": f"error: no answer from the job manager ({type(exc).__name__})"}}
     ok = report["database"] == "ok" and stats is not None and bool(stats.get("alive"))
     return HealthOut(
         status="ok" if ok else "degraded",
@@ -26,5 +34,5 @@ async def health(service: ServiceDep, dispatcher: DispatcherDep) -> HealthOut:
         database=report["database"],
         storage=report["storage"],
         dispatcher=stats,
-        components=report["components"],
+        components={**cluster, **report["components"]},
     )

@@ -1,4 +1,4 @@
-"""POST /v1/pointclouds (JSON, multipart file, or a raw .npy/Parquet body) and GET /v1/pointclouds/{id}."""
+"""POST /v1/pointclouds (JSON, multipart file, or a raw .npy/Parquet body), GET /v1/pointclouds[/{id}]."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from tda_ray.io.formats import BINARY_FORMATS, detect_format
 from tda_ray.service.http.deps import Auth, ServiceDep
 from tda_ray.service.http.middleware import STREAM_TYPES, BodyTooLarge
-from tda_ray.service.http.models import PointCloudIn, PointCloudOut
+from tda_ray.service.http.models import PointCloudIn, PointCloudList, PointCloudOut
 from tda_ray.service.http.openapi import PC_LINKS, R401, R404, R413, R415, R422, UPLOAD_BODY
 from tda_ray.service.jobs import InvalidRequest, PayloadTooLarge, PointCloudRecord
 from tda_ray.service.jobs.service import JobService
@@ -136,6 +136,19 @@ async def upload_pointcloud(
             f"or application/octet-stream, not {ctype or 'no content type'}",
         )
     return pointcloud_out(rec)
+
+
+@router.get(
+    "/v1/pointclouds", response_model=PointCloudList, operation_id="list_pointclouds", responses={**R401, **R422}
+)
+def list_pointclouds(
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> PointCloudList:
+    """The point clouds' metadata, newest first, a page at a time (like GET /v1/jobs)."""
+    items, total = service.list_pointclouds(limit, offset)
+    return PointCloudList(items=[pointcloud_out(p) for p in items], total=total, limit=limit, offset=offset)
 
 
 @router.get(
