@@ -259,8 +259,31 @@ def create_topics(bootstrap: str, topics: list[str], partitions: int, replicatio
         admin.close()
 
 
+def _loopback_worker_pool() -> None:
+    """PyFlink's Python worker pool of the embedded cluster binds ``[::]:0``; make it bind loopback."""
+    import grpc
+    from pyflink.fn_execution.beam import beam_worker_pool_service as pool
+
+    class LoopbackGrpc:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(grpc, name)
+
+        @staticmethod
+        def server(*args: Any, **kwargs: Any) -> Any:
+            srv = grpc.server(*args, **kwargs)
+            add = srv.add_insecure_port
+            srv.add_insecure_port = lambda address: add(address.replace("[::]", fs.LOOPBACK, 1))
+            return srv
+
+    pool.grpc = LoopbackGrpc()
+
+
 def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     config = Configuration()
+    for key, value in {**fs.REST_LOCKDOWN, **(fs.LOOPBACK_CONFIG if args.loopback_only else {})}.items():
+        config.set_string(key, value)
+    if args.loopback_only:
+        _loopback_worker_pool()
     # Offsets are committed to the consumer group when a checkpoint completes; a restarted job resumes there.
     config.set_string("execution.checkpointing.interval", f"{int(args.checkpoint_interval_seconds * 1000)}ms")
     if args.checkpoint_dir:

@@ -18,6 +18,7 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
+from tda_ray.distributed.session import start_local_ray
 from tda_ray.service.deployments import AppArgs, build_app
 from tda_ray.service.settings import Settings
 
@@ -77,14 +78,13 @@ def _wait_healthy(url: str, timeout_s: float) -> None:
 
 def _start_ray(settings: Settings) -> None:
     if settings.ray_address == "local":
-        ray.init(
-            address="local",
-            num_cpus=settings.num_cpus,
-            include_dashboard=False,
+        start_local_ray(
+            settings.num_cpus,
+            loopback_only=settings.loopback_only,
             namespace="serve",
             log_to_driver=True,
-            # Advertise and bind loopback: a local run serves this machine only.
-            _node_ip_address="127.0.0.1",
+            # A task killed by Ray's memory monitor is retried this often, not for ever.
+            _system_config={"task_oom_retries": settings.job_oom_retries},
         )
     else:
         ray.init(address=settings.ray_address, namespace="serve")

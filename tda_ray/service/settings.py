@@ -110,6 +110,15 @@ class Settings(BaseSettings):
         description="Folder or pyarrow filesystem URI (s3://bucket/prefix, gs://...) for uploads and result blobs.",
     )
 
+    # --- network ---------------------------------------------------------
+    loopback_only: bool = Field(
+        default=True,
+        description=(
+            "Ray (node address, every Ray and Serve listener, metrics) and the Flink job listen on 127.0.0.1 "
+            "only; false opens them for a real cluster, which must then be protected by the network (README)."
+        ),
+    )
+
     # --- HTTP ------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the Serve HTTP proxy binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
@@ -150,6 +159,9 @@ class Settings(BaseSettings):
     job_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved by one job task.")
     engine_threads: int = Field(default=1, ge=1, description="Engine threads per job.")
     job_max_retries: int = Field(default=3, ge=0, description="Ray retries of a job task whose worker died.")
+    job_oom_retries: int = Field(
+        default=1, ge=0, description="Retries of a job task killed by Ray's memory monitor (a local Ray's setting)."
+    )
     memory_limit_bytes: int | None = Field(
         default=None, description="Engine memory budget per job (None: the engine's default share of RAM)."
     )
