@@ -61,6 +61,9 @@ LOOPBACK_CONFIG = {
     "jobmanager.bind-host": LOOPBACK,
     "taskmanager.host": LOOPBACK,
     "taskmanager.bind-host": LOOPBACK,
+    # Python functions run in the task manager's JVM (PEMJA): in process mode Flink's copy of Beam's gRPC
+    # server factory binds the Python workers' control, data, state and logging servers to every interface.
+    "python.execution-mode": "thread",
 }
 # The REST API has no authentication: it must never run uploaded jars or cancel the job.
 REST_LOCKDOWN = {"web.submit.enable": "false", "web.cancel.enable": "false"}

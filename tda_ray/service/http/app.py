@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import tda_ray
 from tda_ray.service.http.deps import DispatcherLink
 from tda_ray.service.http.errors import install_error_handlers
-from tda_ray.service.http.middleware import BodyLimitMiddleware
+from tda_ray.service.http.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from tda_ray.service.http.routes import events, health, jobs, pointclouds, uploads
 from tda_ray.service.jobs.service import JobService
 
@@ -27,6 +27,8 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_upload_bytes, stream_limit=settings.max_stream_upload_bytes
     )
+    # Added last, so it runs first: a request without the key is refused before its body is read.
+    app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     install_error_handlers(app)
     for module in (health, pointclouds, uploads, jobs, events):
         app.include_router(module.router)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["STREAM_TYPES", "BodyLimitMiddleware", "BodyTooLarge"]
+__all__ = ["OPEN_PATHS", "STREAM_TYPES", "ApiKeyMiddleware", "BodyLimitMiddleware", "BodyTooLarge", "key_matches"]
+
+# Paths answered without the API key: the health probe (which then reports only its status) and the docs.
+OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+KEY_HEADER = b"x-api-key"
 
 
 class BodyTooLarge(Exception):
@@ -68,3 +74,33 @@ class BodyLimitMiddleware:
             return msg
 
         await self.app(scope, counting_receive, send)
+
+
+def key_matches(given: str | bytes | None, expected: str) -> bool:
+    """Constant-time comparison of a presented API key with the server's."""
+    if given is None:
+        return False
+    raw = given if isinstance(given, bytes) else given.encode("latin-1", "replace")
+    return hmac.compare_digest(raw, expected.encode())
+
+
+class ApiKeyMiddleware:
+    """401 for a request without the right ``X-API-Key`` before anything reads its body (routes, limits)."""
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] != "http" or scope.get("path", "") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == KEY_HEADER), None)
+        if not key_matches(given, self.key):
+            resp = JSONResponse(
+                {"detail": "missing or wrong API key (X-API-Key header)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+            await resp(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

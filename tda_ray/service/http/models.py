@@ -33,6 +33,7 @@ __all__ = [
     "EventsRequest",
     "ErrorOut",
     "HealthOut",
+    "HealthStatusOut",
     "JobIn",
     "JobList",
     "JobOut",
@@ -54,8 +55,13 @@ class ErrorOut(BaseModel):
     detail: Any = Field(description="What is wrong: a message, or FastAPI's list of validation errors.")
 
 
-class HealthOut(BaseModel):
+class HealthStatusOut(BaseModel):
+    """What a caller without the API key learns (on a server with a key)."""
+
     status: Literal["ok", "degraded"]
+
+
+class HealthOut(HealthStatusOut):
     version: str
     database: str
     storage: str
