@@ -57,7 +57,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)  # the other finders locate the module itself
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader, self.patch)  # type: ignore[arg-type]
+            spec.loader = _PatchingLoader(spec.loader, self.patch)
         return spec
 
 

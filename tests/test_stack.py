@@ -42,9 +42,10 @@ class Stack:
 
     def pids(self) -> set[int]:
         own = set(session_members(self.proc.pid))
-        broker = json.loads((self.kafka_dir / "broker.json").read_text())["pid"]
-        flink = json.loads((self.flink_dir / "job.pid").read_text())["pid"]
-        return own | with_descendants([int(broker), int(flink)])
+        broker = int(json.loads((self.kafka_dir / "broker.json").read_text())["pid"])
+        flink = int(json.loads((self.flink_dir / "job.pid").read_text())["pid"])
+        found: set[int] = own | with_descendants([broker, flink])
+        return found
 
 
 def _requirements() -> str | None:

@@ -23,6 +23,7 @@ __all__ = [
     "ESTIMATE_MAX_PAIRS",
     "CancelToken",
     "EngineCancelled",
+    "MemoryEstimate",
     "MemoryLimitError",
     "check_memory",
     "default_memory_limit",

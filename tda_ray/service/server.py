@@ -85,6 +85,7 @@ def _start_ray(settings: Settings) -> None:
             log_to_driver=True,
             # A task killed by Ray's memory monitor is retried this often, not for ever.
             _system_config={"task_oom_retries": settings.job_oom_retries},
+            **({"_memory": settings.ray_memory_bytes} if settings.ray_memory_bytes else {}),
         )
     else:
         ray.init(address=settings.ray_address, namespace="serve")

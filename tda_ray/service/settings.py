@@ -146,7 +146,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest streamed .npy/Parquet cloud (rows); above max_points only landmark jobs.",
     )
+    max_decoded_ratio: float = Field(
+        default=32.0,
+        gt=0,
+        description="A Parquet upload may decode to at most this many times its own size as float64 (bombs).",
+    )
     max_maxdim: int = Field(default=3, ge=0, description="Largest homology dimension a job may ask for.")
+    events_max_request_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest batch of /v1/events, as encoded Kafka messages (413)."
+    )
+    events_max_event_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest single event of /v1/events, as an encoded message (413)."
+    )
+    idempotency_ttl_s: float = Field(
+        default=24 * 3600, gt=0, description="How long the answer to a request with an Idempotency-Key is kept."
+    )
     serve_config: str = Field(
         default="serve_config.yaml", description="Serve config (import path, route prefix, replicas/autoscaling)."
     )
@@ -163,7 +177,17 @@ class Settings(BaseSettings):
         default=1, ge=0, description="Retries of a job task killed by Ray's memory monitor (a local Ray's setting)."
     )
     memory_limit_bytes: int | None = Field(
-        default=None, description="Engine memory budget per job (None: the engine's default share of RAM)."
+        default=None,
+        description="Largest memory one job may reserve and use (None: the largest node's Ray memory resource).",
+    )
+    job_memory_headroom: float = Field(
+        default=2.0, ge=1.0, description="A job reserves this many times the engine's up-front estimate."
+    )
+    job_memory_min_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Least memory a job reserves (interpreter, cloud, result)."
+    )
+    ray_memory_bytes: int | None = Field(
+        default=None, description="Memory a local Ray lends to tasks (its 'memory' resource; None: Ray's default)."
     )
     landmark_workers: int | None = Field(
         default=None, description="Shard actors per landmark job (None: one per CPU of the cluster)."
@@ -183,7 +207,9 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, v: str | None) -> str | None:
         return v or None
 
-    @field_validator("num_cpus", "memory_limit_bytes", "landmark_workers", "max_in_flight", mode="before")
+    @field_validator(
+        "num_cpus", "memory_limit_bytes", "landmark_workers", "max_in_flight", "ray_memory_bytes", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none", "all") else v

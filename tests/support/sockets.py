@@ -66,4 +66,3 @@ def with_descendants(pids: Iterable[int]) -> set[int]:
         except psutil.Error:
             continue
     return out
-

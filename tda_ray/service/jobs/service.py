@@ -20,6 +20,7 @@ from tda_ray.engine.registry import Algorithm, get_algorithm
 from tda_ray.engine.rips import MemoryLimitError
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
+from tda_ray.service.jobs.admission import Admission
 from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
 from tda_ray.service.jobs.uploads import UploadService
 from tda_ray.service.settings import Settings
@@ -58,6 +59,7 @@ class JobService:
         self.settings = settings
         self.store = store or Store(settings.database_url, settings.storage_root)
         self.uploads = UploadService(settings, self.store)
+        self.admission = Admission(settings)
         self._events = RawEventPublisher(settings.kafka)
         self._streaming_health = StreamingHealth(settings.kafka)
 
@@ -109,20 +111,24 @@ class JobService:
         if maxdim is not None and maxdim > self.settings.max_maxdim:
             raise InvalidRequest(f"maxdim {maxdim} is above this server's limit of {self.settings.max_maxdim}")
         pc = self.store.get_pointcloud(pointcloud_id)  # 404 before anything is recorded
-        self._admit(alg, pc, clean)
-        return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"))
+        memory = self._admit(alg, pc, clean)
+        return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"), memory_bytes=memory)
 
-    def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> None:
+    def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> int:
+        """The job's memory reservation; InvalidRequest for work that can never fit (README "Admission")."""
         count = params.landmark_count(pc.n_points)
         if count is None and pc.n_points > self.settings.max_points:
             raise InvalidRequest(
                 f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
                 'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
             )
-        # The engine's up-front refusal, checked here so the client gets a 422 instead of a failed job.
         try:
-            alg.check_memory(pc.n_points if count is None else count, params, self.settings.memory_limit_bytes)
-        except MemoryLimitError as exc:
+            if count is not None:  # its task coordinates; the Rips task on the landmarks reserves its own
+                self.admission.reserve(alg, params, count, pc.dim, None)
+                return self.settings.job_memory_min_bytes
+            points = self.store.load_points(pc.id) if self.admission.needs_points(pc.n_points, params) else None
+            return self.admission.reserve(alg, params, pc.n_points, pc.dim, points)
+        except MemoryLimitError as exc:  # the engine's own refusal, at submit rather than as a failed job
             raise InvalidRequest(str(exc)) from exc
 
     def get_job(self, job_id: str) -> JobRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Literal, Union
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -22,7 +22,7 @@ async def health(service: ServiceDep, dispatcher: DispatcherDep, full: KeyPresen
     except Exception:  # a health probe reports, it never fails
         stats = None
     ok = report["database"] == "ok" and stats is not None and bool(stats.get("alive"))
-    status = "ok" if ok else "degraded"
+    status: Literal["ok", "degraded"] = "ok" if ok else "degraded"
     if not full:  # internals (dispatcher, Kafka address, sink pid) are for key holders only
         return HealthStatusOut(status=status)
     return HealthOut(
