@@ -17,9 +17,11 @@ import ray
 import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
+from starlette.middleware import Middleware
 
 from tda_ray.distributed.session import start_local_ray
 from tda_ray.service.deployments import AppArgs, build_app
+from tda_ray.service.http.proxy_guard import ProxyGuard
 from tda_ray.service.settings import Settings
 
 __all__ = ["load_serve_config", "run_server"]
@@ -93,10 +95,13 @@ def _start_ray(settings: Settings) -> None:
 
 def _deploy(settings: Settings, config: ServeDeploySchema) -> None:
     """Start Serve's proxies and run each application of the config with its deployment options."""
-    serve.start(
-        http_options=config.http_options.model_dump(exclude_unset=True),
-        proxy_location=config.proxy_location,
+    http_options = config.http_options.model_dump(exclude_unset=True)
+    # Stalled or slow bodies are read in the proxy, never in a replica's request slot (proxy_guard.py).
+    guard = Middleware(
+        ProxyGuard, body_timeout_s=settings.http_body_timeout_s, max_pending=settings.http_max_pending_bodies
     )
+    http_options["middlewares"] = [guard]
+    serve.start(http_options=http_options, proxy_location=config.proxy_location)
     for app in config.applications:
         options = {d.name: d.model_dump(exclude_unset=True, exclude={"name"}) for d in app.deployments}
         target = build_app(AppArgs(settings=settings, deployments=options))

@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the Serve HTTP proxy binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
     api_key: str | None = Field(default=None, description="When set, requests must carry it in the X-API-Key header.")
+    http_body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A body of up to 1 MiB must arrive within this (408); a streamed body may pause this long.",
+    )
+    http_max_pending_bodies: int = Field(
+        default=2000, ge=1, description="Request bodies Serve's proxy awaits at once (503 with Retry-After above)."
+    )
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest accepted request body.")
     max_points: int = Field(
         default=1_000_000, gt=0, description="Largest cloud parsed in the ingress (JSON, text) and for exact jobs."

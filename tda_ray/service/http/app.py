@@ -25,7 +25,12 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     app.state.service = service
     app.state.dispatcher = dispatcher
     app.add_middleware(
-        BodyLimitMiddleware, limit=settings.max_upload_bytes, stream_limit=settings.max_stream_upload_bytes
+        BodyLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        stream_limit=settings.max_stream_upload_bytes,
+        # An events body is about its encoded messages' size: refused by size before it is parsed.
+        events_limit=min(settings.max_upload_bytes, 2 * settings.events_max_request_bytes),
+        idle_s=settings.http_body_timeout_s,
     )
     # Added last, so it runs first: a request without the key is refused before its body is read.
     app.add_middleware(ApiKeyMiddleware, key=settings.api_key)

@@ -162,6 +162,9 @@ class Dispatcher:
         expired = self.store.expire_uploads(self.settings.upload_session_idle_s)
         if expired:
             log.info("%s: aborted %d idle upload session(s)", self.name, len(expired))
+        forgotten = self.store.expire_idempotency(self.settings.idempotency_ttl_s)
+        if forgotten:
+            log.info("%s: forgot %d idempotency key(s)", self.name, forgotten)
         reopened = self.store.reopen_stalled_completions(STALLED_COMPLETION_S)
         if reopened:
             log.info("%s: reopened %d stalled upload completion(s)", self.name, len(reopened))

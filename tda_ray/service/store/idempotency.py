@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from tda_ray.service.store.db import Database
-from tda_ray.service.store.records import Conflict, IdempotencyMismatch, IdempotentAnswer, utcnow
+from tda_ray.service.store.records import IdempotencyMismatch, IdempotentAnswer, InProgress, utcnow
 from tda_ray.service.store.tables import idempotency
 
 __all__ = ["IdempotencyKeys"]
@@ -24,7 +24,7 @@ class IdempotencyKeys(Database):
         """The stored answer for ``key``, or None when the caller is now to run the request (and then to
         :meth:`finish_idempotent` or :meth:`abandon_idempotent`).
 
-        Raises :class:`IdempotencyMismatch` when the key was used with another request, :class:`Conflict`
+        Raises :class:`IdempotencyMismatch` when the key was used with another request, :class:`InProgress`
         while the first request with it still runs.
         """
         now = utcnow()
@@ -51,11 +51,11 @@ class IdempotencyKeys(Database):
                 if row.state == "done":
                     return IdempotentAnswer(int(row.status_code), str(row.body))
                 if now - row.updated_at < timedelta(seconds=stale_after_s):
-                    raise Conflict(f"a request with Idempotency-Key {key!r} is still in progress; retry shortly")
+                    raise InProgress(f"a request with Idempotency-Key {key!r} is still in progress; retry shortly")
                 conn.execute(idempotency.update().where(*where).values(updated_at=now))  # its replica is gone
                 return None
         except IntegrityError:  # a concurrent first use inserted the row a moment earlier
-            raise Conflict(f"a request with Idempotency-Key {key!r} is still in progress; retry shortly") from None
+            raise InProgress(f"a request with Idempotency-Key {key!r} is still in progress; retry shortly") from None
 
     def finish_idempotent(self, scope: str, key: str, status_code: int, body: str) -> None:
         with self._write() as conn:

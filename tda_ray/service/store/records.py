@@ -20,6 +20,7 @@ __all__ = [
     "Conflict",
     "IdempotencyMismatch",
     "IdempotentAnswer",
+    "InProgress",
     "JobRecord",
     "JobStatus",
     "NotFound",
@@ -63,6 +64,10 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     """The request does not fit the record's current state (e.g. cancelling a finished job)."""
+
+
+class InProgress(Conflict):
+    """The first request with an idempotency key is still running (HTTP 409 with Retry-After)."""
 
 
 class IdempotencyMismatch(ValueError):
