@@ -17,11 +17,10 @@ import ray
 import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
-from starlette.middleware import Middleware
 
 from tda_ray.distributed.session import start_local_ray
 from tda_ray.service.deployments import AppArgs, build_app
-from tda_ray.service.http.proxy_guard import ProxyGuard
+from tda_ray.service.http.proxy_guard import PROXY_CALLBACK
 from tda_ray.service.settings import Settings
 
 __all__ = ["load_serve_config", "run_server"]
@@ -78,7 +77,19 @@ def _wait_healthy(url: str, timeout_s: float) -> None:
     raise StartupError(f"the service did not become healthy at {url}")
 
 
+def _guard_the_proxy(settings: Settings) -> None:
+    """Stalled or slow bodies are read in Serve's proxy, never in a replica's request slot (proxy_guard.py).
+
+    Serve applies middlewares to its proxy only through this callback, read from the environment of the
+    proxy's process: set here before Ray starts, so every process of a local Ray inherits it.
+    """
+    os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = PROXY_CALLBACK
+    os.environ["TDA_HTTP_BODY_TIMEOUT_S"] = str(settings.http_body_timeout_s)
+    os.environ["TDA_HTTP_MAX_PENDING_BODIES"] = str(settings.http_max_pending_bodies)
+
+
 def _start_ray(settings: Settings) -> None:
+    _guard_the_proxy(settings)
     if settings.ray_address == "local":
         start_local_ray(
             settings.num_cpus,
@@ -95,13 +106,10 @@ def _start_ray(settings: Settings) -> None:
 
 def _deploy(settings: Settings, config: ServeDeploySchema) -> None:
     """Start Serve's proxies and run each application of the config with its deployment options."""
-    http_options = config.http_options.model_dump(exclude_unset=True)
-    # Stalled or slow bodies are read in the proxy, never in a replica's request slot (proxy_guard.py).
-    guard = Middleware(
-        ProxyGuard, body_timeout_s=settings.http_body_timeout_s, max_pending=settings.http_max_pending_bodies
+    serve.start(
+        http_options=config.http_options.model_dump(exclude_unset=True),
+        proxy_location=config.proxy_location,
     )
-    http_options["middlewares"] = [guard]
-    serve.start(http_options=http_options, proxy_location=config.proxy_location)
     for app in config.applications:
         options = {d.name: d.model_dump(exclude_unset=True, exclude={"name"}) for d in app.deployments}
         target = build_app(AppArgs(settings=settings, deployments=options))

@@ -11,9 +11,10 @@ probes included.  So in the proxy, before routing:
 * larger (streamed) bodies go through as they arrive; the ingress' own middleware bounds the pause between
   their chunks (:class:`tda_ray.service.http.middleware.BodyLimitMiddleware`).
 
-Installed by ``tda-ray serve`` through Serve's ``http_options.middlewares``; with ``serve deploy``, set
-``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=tda_ray.service.http.proxy_guard.proxy_middlewares`` on the
-nodes (it reads ``TDA_HTTP_BODY_TIMEOUT_S`` and ``TDA_HTTP_MAX_PENDING_BODIES``).  Starlette only.
+Serve applies middlewares to its proxy only through its proxy callback: ``tda-ray serve`` sets
+``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` to :data:`PROXY_CALLBACK` before it starts Ray; with
+``serve deploy``, set it on the nodes (with ``TDA_HTTP_BODY_TIMEOUT_S`` and ``TDA_HTTP_MAX_PENDING_BODIES``).
+Starlette only.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ProxyGuard", "proxy_middlewares"]
+__all__ = ["PROXY_CALLBACK", "ProxyGuard", "proxy_middlewares"]
 
+PROXY_CALLBACK = "tda_ray.service.http.proxy_guard.proxy_middlewares"
 BUFFER_BYTES = 1024 * 1024
 _WITH_BODY = ("POST", "PUT", "PATCH")
 

@@ -172,8 +172,6 @@ class JobService:
         naming those that were.  An event or batch over its size limit is refused before anything is sent
         (PayloadTooLarge).  ``ids_seed`` (the request's idempotency key) fixes the ids the server assigns, so
         a retried batch repeats them."""
-        if not self.settings.kafka.enabled:
-            raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)")
         ids = None
         if ids_seed is not None:
             ids = [str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{ids_seed}/{i}")) for i in range(len(events))]
@@ -185,6 +183,9 @@ class JobService:
             raise PayloadTooLarge(str(exc)) from exc
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
+        if not self.settings.kafka.enabled:  # after the checks: a bad batch is a 4xx whatever Kafka's state
+            ids = [e.event_id for e in encoded]
+            raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)", [], ids)
         try:
             self._events.publish(encoded)
         except PartlyPublished as exc:
