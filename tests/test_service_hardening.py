@@ -70,7 +70,7 @@ def test_health_answers_while_a_thousand_clients_stall(service: ServiceProcess, 
     socks = [_stall(service.port) for _ in range(STALLED)]
     try:
         t_open = time.monotonic()
-        latencies = []
+        latencies: list[float] = []
         with httpx.Client(base_url=service.base_url, timeout=20) as probe:
             while time.monotonic() - t_open < BODY_TIMEOUT_S - 2 or len(latencies) < 20:
                 t0 = time.perf_counter()
