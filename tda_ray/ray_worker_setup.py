@@ -9,6 +9,8 @@ never imports Serve, pays nothing).  Standard library only at import: it runs in
   (``ray.serve._private.replica``); it binds ``127.0.0.1`` instead.
 * A replica that dies while it handles a request (``RayActorError``) makes the HTTP proxy answer 500; it
   answers ``503`` with ``Retry-After: 1`` instead, which clients may retry (``ray.serve._private.proxy``).
+  Serve's proxy callback (:mod:`tda_ray.service.http.proxy_guard`) applies this one too, so it holds on a
+  cluster whose nodes set only that callback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LOOPBACK_FLAG", "REPLICA_GONE_RETRY_AFTER_S", "setup_worker"]
+__all__ = ["LOOPBACK_FLAG", "REPLICA_GONE_RETRY_AFTER_S", "correct_the_proxy", "setup_worker"]
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_FLAG = "TDA_RAY_LOOPBACK_ONLY"
@@ -87,6 +89,8 @@ def _replica_gone_is_503(proxy: ModuleType) -> None:
     from ray.exceptions import RayActorError, RayTaskError
 
     original = proxy.get_http_response_status
+    if getattr(original, "_tda_503", False):  # applied already (the hook and the proxy callback both may)
+        return
 
     def status(exc: BaseException, request_timeout_s: float | None, request_id: str) -> Any:
         out = original(exc, request_timeout_s, request_id)
@@ -96,7 +100,13 @@ def _replica_gone_is_503(proxy: ModuleType) -> None:
             return dataclasses.replace(out, code=503, message=message, headers=retry)
         return out
 
+    status._tda_503 = True  # type: ignore[attr-defined]
     proxy.get_http_response_status = status  # type: ignore[attr-defined]
+
+
+def correct_the_proxy() -> None:
+    """The 503 correction in this process (Serve's proxy callback runs it in the proxy, on any cluster)."""
+    _after_import("ray.serve._private.proxy", _replica_gone_is_503)
 
 
 def setup_worker() -> None:

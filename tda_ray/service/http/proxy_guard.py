@@ -13,8 +13,8 @@ probes included.  So in the proxy, before routing:
 
 Serve applies middlewares to its proxy only through its proxy callback: ``tda-ray serve`` sets
 ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` to :data:`PROXY_CALLBACK` before it starts Ray; with
-``serve deploy``, set it on the nodes (with ``TDA_HTTP_BODY_TIMEOUT_S`` and ``TDA_HTTP_MAX_PENDING_BODIES``).
-Starlette only.
+``serve deploy``, set it on the nodes (with ``TDA_HTTP_BODY_TIMEOUT_S`` and ``TDA_HTTP_MAX_PENDING_BODIES``;
+cluster.yaml does).  Starlette only.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tda_ray.ray_worker_setup import correct_the_proxy
 
 __all__ = ["PROXY_CALLBACK", "ProxyGuard", "proxy_middlewares"]
 
@@ -111,7 +113,12 @@ class ProxyGuard:
 
 
 def proxy_middlewares() -> list[Middleware]:
-    """Serve's HTTP proxy callback (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``): the guard, from TDA_* env."""
+    """Serve's HTTP proxy callback (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``): the guard, from TDA_* env.
+
+    Runs in the proxy's process, so it also makes a replica that dies mid-request a 503 there
+    (:func:`tda_ray.ray_worker_setup.correct_the_proxy`).
+    """
+    correct_the_proxy()
     options: dict[str, Any] = {}
     if "TDA_HTTP_BODY_TIMEOUT_S" in os.environ:
         options["body_timeout_s"] = float(os.environ["TDA_HTTP_BODY_TIMEOUT_S"])
