@@ -74,20 +74,20 @@ def encode_events(
 class RawEventPublisher:
     """Publishes encoded events to raw_data_events and waits for Kafka's acknowledgement of each.
 
-    One per ingress replica (its job service owns it); the producer is made on first use, with a buffer
-    that holds a whole batch (a send never waits for room).
+    One per ingress replica (its job service owns it); the producer is made on first use.  A batch is at
+    most ``max_batch_bytes`` (checked by :func:`encode_events`), so it is flushed within the timeout.
     """
 
     def __init__(self, cfg: KafkaSettings, max_batch_bytes: int) -> None:
         self.cfg = cfg
-        self.buffer_bytes = max(32 * 1024 * 1024, 2 * max_batch_bytes)
+        self.max_batch_bytes = max_batch_bytes
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
     def _get(self) -> KafkaProducer:
         if self._producer is None:
             quiet_kafka_logs()
-            self._producer = make_producer(self.cfg, compression_type=None, buffer_memory=self.buffer_bytes)
+            self._producer = make_producer(self.cfg, compression_type=None)
         return self._producer
 
     def publish(self, events: list[EncodedEvent], timeout_s: float = 10.0) -> None:
