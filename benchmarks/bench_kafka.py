@@ -43,21 +43,23 @@ def _broker_module() -> Any:
 
 
 def bench_raw_events(cfg: Any, n: int, batch: int) -> dict[str, Any]:
-    from tda_ray.service.streaming.events import RawEventPublisher
+    from tda_ray.service.streaming.events import RawEventPublisher, encode_events
     from tda_ray.service.streaming.kafka import ensure_topics
 
     ensure_topics(cfg)
-    pub = RawEventPublisher(cfg)
+    limit = 64 * 1024 * 1024
+    pub = RawEventPublisher(cfg, limit)
     rng = np.random.default_rng(0)
     events = [
         {"source_id": f"sensor-{i % 16}", "values": rng.normal(size=3).tolist(), "event_id": str(i)} for i in range(n)
     ]
-    pub.publish_events(events[:batch])  # warm-up: connection, metadata, producer id
+    pub.publish(encode_events(events[:batch], limit, limit))  # warm-up: connection, metadata, producer id
     t0 = time.perf_counter()
     nbytes = 0
     for i in range(0, n, batch):
-        sent = pub.publish_events(events[i : i + batch])
-        nbytes += sum(len(json.dumps(m)) for m in sent)
+        encoded = encode_events(events[i : i + batch], limit, limit)  # as the service does, per request
+        pub.publish(encoded)
+        nbytes += sum(len(e.value) for e in encoded)
     dt = time.perf_counter() - t0
     pub.close()
     return {"messages": n, "batch": batch, "seconds": dt, "msgs_per_s": n / dt, "mb_per_s": nbytes / dt / 1e6}

@@ -57,7 +57,7 @@ def _mask(n: int) -> np.ndarray:
 
 def _standardise_segments(x: np.ndarray, ref: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Rescale the anomalous part of x to the mean and standard deviation of ref there."""
-    out = x.copy()
+    out: np.ndarray = x.copy()
     for a, b in SEGMENTS:
         seg = x[a:b]
         out[a:b] = (seg - seg.mean()) / (seg.std() or 1) * ref[a:b].std() + ref[a:b].mean()
@@ -113,12 +113,14 @@ def flatline(rng: np.random.Generator, n: int = N_EVENTS) -> Stream:
 def _flows(rng: np.random.Generator, n: int) -> np.ndarray:
     """Ordinary flows: log bytes, log packets, log duration, port entropy (correlated, lognormal-ish)."""
     size = rng.normal(0.0, 1.0, n)
-    return np.c_[
-        8.0 + 1.2 * size + 0.3 * rng.normal(size=n),
-        3.0 + 0.9 * size + 0.3 * rng.normal(size=n),
-        1.0 + 0.5 * size + 0.6 * rng.normal(size=n),
-        2.0 + 0.4 * rng.normal(size=n),
-    ]
+    return np.asarray(
+        np.c_[
+            8.0 + 1.2 * size + 0.3 * rng.normal(size=n),
+            3.0 + 0.9 * size + 0.3 * rng.normal(size=n),
+            1.0 + 0.5 * size + 0.6 * rng.normal(size=n),
+            2.0 + 0.4 * rng.normal(size=n),
+        ]
+    )
 
 
 def port_scan(rng: np.random.Generator, n: int = N_EVENTS) -> Stream:

@@ -41,6 +41,33 @@ class FeatureResult:
 
 DEFAULT_JAR_GLOB = str(REPO_ROOT / ".cache" / "flink" / "jars" / "*.jar")
 
+
+def flag(text: str) -> bool:
+    """A boolean option or environment variable: true/false, 1/0, yes/no, on/off."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+LOOPBACK = "127.0.0.1"
+# The embedded cluster's listeners (REST, RPC, blob server and data ports follow the bind hosts) on loopback.
+LOOPBACK_CONFIG = {
+    "rest.address": LOOPBACK,
+    "rest.bind-address": LOOPBACK,
+    "jobmanager.rpc.address": LOOPBACK,
+    "jobmanager.bind-host": LOOPBACK,
+    "taskmanager.host": LOOPBACK,
+    "taskmanager.bind-host": LOOPBACK,
+    # Python functions run in the task manager's JVM (PEMJA): in process mode Flink's copy of Beam's gRPC
+    # server factory binds the Python workers' control, data, state and logging servers to every interface.
+    "python.execution-mode": "thread",
+}
+# The REST API has no authentication: it must never run uploaded jars or cancel the job.
+REST_LOCKDOWN = {"web.submit.enable": "false", "web.cancel.enable": "false"}
+
 # (option, env var, default, type, help); every option can come from its environment variable.
 OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--bootstrap", "TDA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", str, "Kafka bootstrap servers"),
@@ -73,6 +100,8 @@ OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--python-executable", "TDA_FLINK_PYTHON", "", str,
      "interpreter of the Python workers; default: this one when run directly, -pyexec under `flink run`"),
     ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
+    ("--loopback-only", "TDA_LOOPBACK_ONLY", "true", flag,
+     "embedded cluster and Python worker pool listen on 127.0.0.1 only (shared with the service)"),
 ]  # fmt: skip
 
 

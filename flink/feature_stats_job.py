@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import sysconfig
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -259,12 +260,37 @@ def create_topics(bootstrap: str, topics: list[str], partitions: int, replicatio
         admin.close()
 
 
+def _loopback_worker_pool() -> None:
+    """PyFlink's Python worker pool of the embedded cluster binds ``[::]:0``; make it bind loopback."""
+    import grpc
+    from pyflink.fn_execution.beam import beam_worker_pool_service as pool
+
+    class LoopbackGrpc:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(grpc, name)
+
+        @staticmethod
+        def server(*args: Any, **kwargs: Any) -> Any:
+            srv = grpc.server(*args, **kwargs)
+            add = srv.add_insecure_port
+            srv.add_insecure_port = lambda address: add(address.replace("[::]", fs.LOOPBACK, 1))
+            return srv
+
+    pool.grpc = LoopbackGrpc()
+
+
 def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     config = Configuration()
-    # Offsets are committed to the consumer group when a checkpoint completes; a restarted job resumes there.
-    config.set_string("execution.checkpointing.interval", f"{int(args.checkpoint_interval_seconds * 1000)}ms")
-    if args.checkpoint_dir:
-        config.set_string("execution.checkpointing.dir", args.checkpoint_dir)
+    # Run directly, the job starts its own embedded cluster; under `flink run` the cluster's config decides.
+    embedded = "PYFLINK_GATEWAY_PORT" not in os.environ
+    if embedded:
+        for key, value in {**fs.REST_LOCKDOWN, **(fs.LOOPBACK_CONFIG if args.loopback_only else {})}.items():
+            config.set_string(key, value)
+    if embedded and args.loopback_only:
+        _loopback_worker_pool()
+        # Thread mode (fs.LOOPBACK_CONFIG) embeds the interpreter in the JVM, which knows nothing of this
+        # virtualenv: add its packages to the workers' path.
+        config.set_string("python.pythonpath", sysconfig.get_paths()["purelib"])
     # Small bundles: a Python operator otherwise holds records up to 1 s before processing them.
     config.set_string("python.fn-execution.bundle.time", "200")
     env = StreamExecutionEnvironment.get_execution_environment(config)
@@ -273,7 +299,7 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     env.add_jars(*_jar_urls(args.jars))
     env.add_python_file(str(HERE / "feature_stats.py"))
     python = args.python_executable
-    if not python and "PYFLINK_GATEWAY_PORT" not in os.environ:
+    if not python and embedded:
         python = sys.executable  # embedded mini-cluster: workers use this venv (under `flink run`, -pyexec)
     if python:
         env.set_python_executable(python)

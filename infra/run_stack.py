@@ -8,7 +8,8 @@ Ctrl-C or SIGTERM stops the service, then the Flink jobs, then the broker: only 
 started. Standard library only.
 
 Environment: TDA_KAFKA_ENABLED (default true here; `false` serves without Kafka and Flink),
-TDA_KAFKA_DATA_DIR, TDA_FLINK_STATE_DIR and every TDA_* setting of the service (README).
+TDA_KAFKA_DATA_DIR, TDA_FLINK_STATE_DIR, TDA_KAFKA_BOOTSTRAP (a single 127.0.0.1:PORT also sets the local
+broker's port) and every TDA_* setting of the service (README).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+def _broker_port(bootstrap: str | None) -> list[str]:
+    # One loopback bootstrap server names the local broker's port; anything else leaves broker.py's default.
+    host, _, port = (bootstrap or "").strip().rpartition(":")
+    return ["--port", port] if host in ("127.0.0.1", "localhost") and port.isdigit() else []
+
+
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("TDA_KAFKA_ENABLED", "true")
@@ -46,7 +53,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     try:
         if streaming:
-            _run([*BROKER, "start"])
+            _run([*BROKER, "start", *_broker_port(env.get("TDA_KAFKA_BOOTSTRAP"))])
             started.append([*BROKER, "stop"])
             for job in ("feature_stats", "streams"):
                 _run([*FLINK, "start", "--job", job])

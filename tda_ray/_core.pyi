@@ -38,3 +38,12 @@ def rips_from_lower_distances(
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]: ...
+def estimate_rips_from_points(
+    points: npt.ArrayLike,
+    maxdim: int,
+    threshold: float,
+    coeff: int,
+    memory_limit: int,
+    max_pairs: int,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]: ...

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,14 @@ _NPY_TYPE = _STREAM_TYPES["npy"]
 def _stream_type(filename: str, head: bytes) -> str | None:
     """Content type of a file the server takes as a streamed body (.npy / Parquet), else None."""
     return _STREAM_TYPES.get(detect_format(filename, head))
+
+
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    """Seconds before the next attempt: the server's Retry-After, else exponential (0.5 s, 1 s, 2 s, ...)."""
+    try:
+        return min(max(float(retry_after or ""), 0.0), 30.0)
+    except ValueError:  # none, or an HTTP date
+        return float(min(0.5 * 2**attempt, 8.0))
 
 
 class ApiError(Exception):
@@ -114,9 +123,14 @@ class Client:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         part_size: int = 4 * 1024 * 1024,
+        retries: int = 3,
     ) -> None:
         if part_size < 1:
             raise ValueError(f"part_size must be positive, got {part_size}")
+        if retries < 0:
+            raise ValueError(f"retries must be at least 0, got {retries}")
+        # Attempts after the first on a connection error or a 5xx (POSTs under an Idempotency-Key).
+        self.retries = retries
         # .npy/Parquet files above this go as an upload session of parts this large.
         self.part_size = part_size
         headers = {"X-API-Key": api_key} if api_key else {}
@@ -131,8 +145,29 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        resp = self._http.request(method, url, **kwargs)
+    def _request(self, method: str, url: str, *, key: bool | str = False, **kwargs: Any) -> httpx.Response:
+        """One call, retried on a connection error or a 5xx when that is safe: GET, PUT and DELETE are
+        idempotent, and a POST with ``key=True`` carries an ``Idempotency-Key`` (the same on every attempt:
+        the server answers a retry with the first answer and does nothing twice); a text ``key`` is that key."""
+        if key:
+            given = key if isinstance(key, str) else uuid.uuid4().hex
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Idempotency-Key": given}
+        safe = bool(key) or method in ("GET", "PUT", "DELETE")
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries or not safe
+            try:
+                resp = self._http.request(method, url, **kwargs)
+            except httpx.TransportError:
+                if last:
+                    raise
+                time.sleep(_backoff(attempt, None))
+                continue
+            # 409 under a key: the first attempt still runs on the server; its answer comes on a retry.
+            again = resp.status_code >= 500 or (key and resp.status_code == 409 and "Retry-After" in resp.headers)
+            if again and not last:
+                time.sleep(_backoff(attempt, resp.headers.get("Retry-After")))
+                continue
+            break
         if resp.status_code >= 400:
             try:
                 detail = resp.json().get("detail", resp.text)
@@ -170,7 +205,8 @@ class Client:
             if ctype is not None:
                 return self._send_binary(fh, p.stat().st_size, ctype, name or p.name, progress)
         form = {"name": name or p.name}
-        resp = self._request("POST", "/v1/pointclouds", files={"file": (p.name, p.read_bytes())}, data=form)
+        files = {"file": (p.name, p.read_bytes())}
+        resp = self._request("POST", "/v1/pointclouds", key=True, files=files, data=form)
         out: dict[str, Any] = resp.json()
         return out
 
@@ -187,6 +223,7 @@ class Client:
                 resp = self._request(
                     "POST",
                     "/v1/pointclouds",
+                    key=True,
                     params={"name": name[:200]},
                     content=data,
                     headers={"Content-Type": ctype},
@@ -224,21 +261,14 @@ class Client:
                 raise ApiError(422, session.get("error") or "the upload could not be completed")
         return resp
 
-    def _put_part(self, upload_id: str, part: int, chunk: bytes, attempts: int = 3) -> None:
-        for attempt in range(attempts):
-            try:
-                self._request(
-                    "PUT",
-                    f"/v1/uploads/{upload_id}/parts/{part}",
-                    content=chunk,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
-                return
-            except (httpx.TransportError, ApiError) as exc:  # a part is idempotent: send it again
-                retry = isinstance(exc, httpx.TransportError) or exc.status_code >= 500
-                if not retry or attempt == attempts - 1:
-                    raise
-                time.sleep(0.5 * 2**attempt)
+    def _put_part(self, upload_id: str, part: int, chunk: bytes) -> None:
+        # A part is idempotent (sending it again replaces it): PUT is retried like every safe call.
+        self._request(
+            "PUT",
+            f"/v1/uploads/{upload_id}/parts/{part}",
+            content=chunk,
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
     def pointcloud(self, pointcloud_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self._request("GET", f"/v1/pointclouds/{pointcloud_id}").json()
@@ -258,7 +288,7 @@ class Client:
         else:
             pc_id = self.upload(pointcloud)["id"]
         body = {"pointcloud_id": pc_id, "algorithm": algorithm, "params": params}
-        data: dict[str, Any] = self._request("POST", "/v1/jobs", json=body).json()
+        data: dict[str, Any] = self._request("POST", "/v1/jobs", key=True, json=body).json()
         return data
 
     def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
@@ -348,15 +378,17 @@ class Client:
 
     # --- events and streams ----------------------------------------------------------------------
     def post_events(self, events: list[dict[str, Any]], retry_s: float = 0.0) -> dict[str, Any]:
-        """Publish raw events (``source_id``, ``values``, optional ``event_time``, ``event_id``, ``attributes``).
+        """POST /v1/events (``source_id``, ``values``, optional ``event_time``, ``event_id``, ``attributes``
+        each): ``{"accepted", "topic", "event_ids"}``.
 
-        With ``retry_s``, a post the server could not take for now (503: the broker is away; or no
-        connection) is tried again, backing off, for up to that long: give events ``event_id``s, as a post
-        that failed half-way is then sent again and the stream job counts each id once."""
+        Retried under one Idempotency-Key (so it publishes once) ``retries`` times; with ``retry_s``, a post
+        the server cannot take for now (503: the broker is away; or no connection) is tried again, backing
+        off, for up to that long, under the same key."""
         body = [{**e, "event_time": _iso(e["event_time"])} if "event_time" in e else e for e in events]
+        key = uuid.uuid4().hex
 
         def post() -> dict[str, Any]:
-            data: dict[str, Any] = self._request("POST", "/v1/events", json={"events": body}).json()
+            data: dict[str, Any] = self._request("POST", "/v1/events", key=key, json={"events": body}).json()
             return data
 
         if retry_s <= 0:

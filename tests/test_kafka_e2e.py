@@ -168,7 +168,7 @@ def test_raw_events_round_trip(server, kafka_consume):
     ]
     r = server.http.post("/v1/events", json={"events": events})
     assert r.status_code == 202, r.text
-    assert r.json() == {"accepted": 3, "topic": RAW}
+    assert r.json() == {"accepted": 3, "topic": RAW, "event_ids": ["e1", "e2", "e3"]}
     records = kafka_consume(
         server.broker.bootstrap,
         RAW,
@@ -184,6 +184,59 @@ def test_raw_events_round_trip(server, kafka_consume):
     assert len({x.partition for x in mine if x.key == b"sensor-a"}) == 1
     e3 = next(json.loads(x.value) for x in mine if json.loads(x.value)["event_id"] == "e3")
     assert e3["event_time"] == "2026-01-01T00:00:00Z" and e3["values"] == [4.0, 5.0]
+
+
+def _event_ids(records: list[Any]) -> list[str]:
+    return [json.loads(r.value)["event_id"] for r in records]
+
+
+def test_refused_batches_publish_nothing(server, kafka_consume):
+    """The probe's F1-F3: out-of-range times (once a 500), a 40 MB batch and a 2 MiB attribute (once a 503
+    after publishing): each a 4xx with a detail, and not one of their events reaches the topic."""
+    tag = f"refused-{time.time_ns()}"
+    batches = {
+        "late": [
+            {"source_id": tag, "values": [1.0], "event_id": f"{tag}-a", "event_time": "9999-12-31T23:59:59-14:00"}
+        ],
+        "early": [
+            {"source_id": tag, "values": [1.0], "event_id": f"{tag}-b", "event_time": "0001-01-01T00:00:00+14:00"}
+        ],
+        "attribute": [
+            {"source_id": tag, "values": [1.0], "event_id": f"{tag}-c"},
+            {"source_id": tag, "values": [2.0], "event_id": f"{tag}-d", "attributes": {"blob": "x" * (2 << 20)}},
+        ],
+        "big": [{"source_id": tag, "values": [0.1234567] * 400, "event_id": f"{tag}-big-{i}"} for i in range(10_000)],
+    }
+    for name, events in batches.items():
+        r = server.http.post("/v1/events", json={"events": events})
+        assert r.status_code in (413, 422), (name, r.status_code, r.text[:300])
+        assert r.json()["detail"], name
+    marker = f"{tag}-marker"
+    ok = server.http.post("/v1/events", json={"events": [{"source_id": tag, "values": [0.0], "event_id": marker}]})
+    assert ok.status_code == 202, ok.text
+    records = kafka_consume(server.broker.bootstrap, RAW, until=lambda rs: marker in _event_ids(rs), timeout_s=60)
+    mine = [e for e in _event_ids(records) if e.startswith(tag)]
+    assert mine == [marker]
+
+
+def test_a_retried_batch_is_counted_once(server, kafka_consume):
+    tag = f"retry-{time.time_ns()}"
+    batch = [{"source_id": f"{tag}-{i % 2}", "values": [float(i)]} for i in range(5)]
+    # Under one Idempotency-Key the retry gets the first answer; nothing is published twice.
+    first = server.http.post("/v1/events", json={"events": batch}, headers={"Idempotency-Key": tag})
+    again = server.http.post("/v1/events", json={"events": batch}, headers={"Idempotency-Key": tag})
+    assert first.status_code == again.status_code == 202 and again.json() == first.json()
+    ids = first.json()["event_ids"]
+    # With its own event ids, a batch sent twice is published twice and counted once by id downstream.
+    named = [{**e, "event_id": f"{tag}-named-{i}"} for i, e in enumerate(batch)]
+    for _ in range(2):
+        assert server.http.post("/v1/events", json={"events": named}).status_code == 202
+    names = {e["event_id"] for e in named}
+    want = set(ids) | names
+    records = kafka_consume(server.broker.bootstrap, RAW, until=lambda rs: want <= set(_event_ids(rs)), timeout_s=60)
+    seen = [e for e in _event_ids(records) if e in want]
+    assert sorted(e for e in seen if e in ids) == sorted(ids)  # each exactly once
+    assert len([e for e in seen if e in names]) == 10 and set(seen) >= names
 
 
 @pytest.mark.parametrize(

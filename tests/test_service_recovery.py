@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from support.service import ServiceProcess, session_members, wait_for
 
+from tda_ray.client import Client
 from tda_ray.engine import vietoris_rips
 from tda_ray.service.store import Store
 
@@ -83,7 +85,8 @@ def service(tmp_path: Path) -> Iterator[ServiceProcess]:
 
 def assert_api_key_required(service: ServiceProcess) -> None:
     with httpx.Client(base_url=service.base_url, timeout=30) as anon:
-        assert anon.get("/v1/health").status_code == 200  # probes stay open
+        health = anon.get("/v1/health")  # probes stay open, and learn nothing but the status
+        assert health.status_code == 200 and set(health.json()) == {"status"}
         for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", f"/v1/jobs/{'a' * 32}")]:
             r = anon.request(method, path, json={} if method == "POST" else None)
             assert r.status_code == 401 and "API key" in r.json()["detail"], (method, path, r.text)
@@ -164,8 +167,55 @@ def _replica_pids(service: ServiceProcess, deployment: str) -> list[int]:
     return out
 
 
+class Load:
+    """Clients submitting jobs while replicas die: the library client (Idempotency-Key, retries) on one
+    cloud, bare POSTs on another, every answer's status recorded."""
+
+    def __init__(self, service: ServiceProcess, http: httpx.Client) -> None:
+        self.service = service
+        self.keyed_pc = http.post("/v1/pointclouds", json={"points": cloud(20, seed=8).tolist()}).json()["id"]
+        self.bare_pc = http.post("/v1/pointclouds", json={"points": cloud(20, seed=9).tolist()}).json()["id"]
+        self.keyed: list[str] = []
+        self.errors: list[BaseException] = []
+        self.statuses: list[tuple[int, str | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._keyed), threading.Thread(target=self._bare)]
+
+    def _keyed(self) -> None:
+        with Client(self.service.base_url, api_key=API_KEY, timeout=30, retries=8) as c:
+            while not self._stop.is_set():
+                try:
+                    self.keyed.append(c.submit(self.keyed_pc, maxdim=0)["id"])
+                except Exception as exc:  # a submit the client could not get through
+                    self.errors.append(exc)
+                time.sleep(0.05)
+
+    def _bare(self) -> None:
+        body = {"pointcloud_id": self.bare_pc, "params": {"maxdim": 0}}
+        with self.service.client(timeout=30) as http:
+            while not self._stop.is_set():
+                try:
+                    r = http.post("/v1/jobs", json=body)
+                    self.statuses.append((r.status_code, r.headers.get("Retry-After")))
+                except httpx.TransportError:
+                    self.statuses.append((0, None))
+                time.sleep(0.05)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=120)
+
+
 def test_replica_deaths_lose_no_job(service: ServiceProcess) -> None:
-    """The dispatcher's replica killed mid-job, then the ingress replica: Serve replaces both, jobs finish."""
+    """The dispatcher's replica killed mid-job, then the ingress replica under load: Serve replaces both,
+    jobs finish; a request cut short by the dying replica is a 503 with Retry-After (never a 500), and the
+    client's retries under its Idempotency-Key create every job exactly once."""
     service.start()
     X = cloud(4000, seed=6)
     with service.client() as http:
@@ -175,14 +225,24 @@ def test_replica_deaths_lose_no_job(service: ServiceProcess) -> None:
         os.kill(manager, signal.SIGKILL)
         # Accepted while the dispatcher is down: durable in the store, dispatched once it is back.
         queued_id = submit(http, cloud(100, seed=7))
-        (ingress,) = _replica_pids(service, "Ingress")
-        os.kill(ingress, signal.SIGKILL)
-        wait_for(lambda: _healthy(service), 120, "Serve to replace both replicas")
+        with Load(service, http) as load:
+            time.sleep(2)
+            (ingress,) = _replica_pids(service, "Ingress")
+            os.kill(ingress, signal.SIGKILL)
+            wait_for(lambda: _healthy(service), 120, "Serve to replace both replicas")
+            time.sleep(2)
         for job_id in (running_id, queued_id):
             final = wait_done(http, job_id)
             assert final["status"] == "succeeded", final
         assert job(http, running_id)["attempt"] >= 2  # re-dispatched by the new dispatcher
         assert_equal_to_engine(http, running_id, X)
+    codes = [code for code, _ in load.statuses]
+    assert codes.count(202) > 0 and 500 not in codes, codes
+    assert all(after for code, after in load.statuses if code == 503), load.statuses
+    assert not load.errors and load.keyed, load.errors
+    store = _store(service)
+    made = [j.id for j in store.list_jobs(limit=500)[0] if j.pointcloud_id == load.keyed_pc]
+    assert sorted(made) == sorted(load.keyed)  # one job per submit, retries included
 
 
 def _healthy(service: ServiceProcess) -> bool:

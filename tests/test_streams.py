@@ -79,7 +79,8 @@ def reference(stack: StreamStack) -> list[dict[str, Any]]:
     """The shape-change series replayed once, undisturbed: every other run of it must score the same."""
     client, http = stack.client(), stack.http()
     post(client, events("reference", shape_change()))
-    return stack.wait_scores(http, "reference", windows_of(N))
+    records: list[dict[str, Any]] = stack.wait_scores(http, "reference", windows_of(N))
+    return records
 
 
 @pytest.mark.timeout(600)

@@ -60,6 +60,15 @@ py::dict to_python(const tda::RipsResult& result) {
   return out;
 }
 
+py::dict to_python(const tda::RipsEstimate& estimate) {
+  py::dict out;
+  out["complete"] = estimate.complete;
+  out["bytes"] = estimate.bytes;
+  out["sparse"] = estimate.sparse;
+  out["threshold"] = static_cast<double>(estimate.threshold);
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -110,4 +119,22 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
       py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
+
+  m.def(
+      "estimate_rips_from_points",
+      [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, std::size_t memory_limit,
+         std::size_t max_pairs, const CancelToken* cancel) {
+        if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
+        auto monitor = make_monitor(py::none(), cancel);
+        const auto request = make_request(maxdim, threshold, coeff, 1, memory_limit);
+        tda::RipsEstimate estimate;
+        {
+          py::gil_scoped_release nogil;
+          estimate = tda::estimate_rips_from_points(points.data(), points.shape(0), points.shape(1), request,
+                                                    max_pairs, monitor);
+        }
+        return to_python(estimate);
+      },
+      py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("memory_limit"),
+      py::arg("max_pairs"), py::arg("cancel") = nullptr);
 }

@@ -1,6 +1,7 @@
 #include "tda/api.hpp"
 
 #include <cmath>
+#include <numeric>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -112,6 +113,68 @@ class SimplexCounter {
   std::vector<std::vector<std::int32_t>> lower_;
 };
 
+// SimplexCounter's counts over bitsets of lower neighbours: a word-wise AND
+// replaces each sorted-list intersection. For the estimates, whose clouds are
+// small enough for n^2 bits.
+class BitsetCounter {
+ public:
+  explicit BitsetCounter(index_t n) : n_(n), words_((std::size_t(n) + 63) / 64), bits_(std::size_t(n) * words_, 0) {}
+  static std::size_t bytes(index_t n) { return std::size_t(n) * ((std::size_t(n) + 63) / 64) * 8; }
+
+  void add(index_t i, index_t j) { bits_[std::size_t(i) * words_ + std::size_t(j) / 64] |= 1ull << (j % 64); }
+
+  // Exact count of simplices with `dim` + 1 vertices, or a value above `cap`.
+  double count(index_t dim, double cap, const Monitor& monitor) const {
+    std::vector<std::uint64_t> scratch(std::size_t(std::max<index_t>(dim, 1)) * words_);
+    double total = 0;
+    for (index_t v = 0; v < n_ && total <= cap; ++v) {
+      if ((v & 255) == 0 && monitor.cancel_requested()) throw Cancelled();
+      total += cliques(row(v), used_words(v), dim, cap - total, scratch.data());
+    }
+    return total;
+  }
+
+ private:
+  const std::uint64_t* row(index_t v) const { return bits_.data() + std::size_t(v) * words_; }
+  static std::size_t used_words(index_t v) { return (std::size_t(v) + 63) / 64; }  // lower neighbours are < v
+
+  // Cliques of `size` more vertices drawn from the set `c` (its first `used` words).
+  double cliques(const std::uint64_t* c, std::size_t used, index_t size, double cap, std::uint64_t* scratch) const {
+    if (size == 0) return 1;
+    double total = 0;
+    for (std::size_t w = 0; w < used && total <= cap; ++w) {
+      if (size == 1) {
+        total += __builtin_popcountll(c[w]);
+        continue;
+      }
+      for (std::uint64_t bits = c[w]; bits && total <= cap; bits &= bits - 1) {
+        const index_t u = index_t(w * 64) + __builtin_ctzll(bits);
+        const std::uint64_t* nb = row(u);
+        const std::size_t next_used = used_words(u);
+        std::size_t members = 0;
+        for (std::size_t k = 0; k < next_used; ++k) members += __builtin_popcountll(scratch[k] = c[k] & nb[k]);
+        if (index_t(members) < size - 1) continue;
+        total += size == 2 ? double(members) : cliques(scratch, next_used, size - 1, cap - total, scratch + words_);
+      }
+    }
+    return total;
+  }
+
+  index_t n_;
+  std::size_t words_;
+  std::vector<std::uint64_t> bits_;
+};
+
+// Whichever of the two counters holds the lists.
+struct EitherCounter {
+  bool bitsets;
+  BitsetCounter bits;
+  SimplexCounter lists;
+  double count(index_t dim, double cap, const Monitor& monitor) const {
+    return bitsets ? bits.count(dim, cap, monitor) : lists.count(dim, cap, monitor);
+  }
+};
+
 std::vector<std::size_t> lower_degrees(const DenseDistanceMatrix& dist, value_t threshold) {
   std::vector<std::size_t> degree(dist.size(), 0);
   for (index_t i = 1; i < dist.size(); ++i)
@@ -149,14 +212,15 @@ SimplexCounter counter_for(const SparseDistanceMatrix& dist, value_t) {
 
 // Refuses, before any reduction, a run whose simplex lists cannot fit: the
 // columns of dimension maxdim and the simplices of dimension maxdim - 1 are
-// the largest arrays the reduction holds.
-template <class D>
-std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const MemoryBudget& budget,
-                         const Monitor& monitor) {
+// the largest arrays the reduction holds. `make_counter` builds the exact
+// counter, only when the bound from the degrees is over. Returns the bytes
+// the run then holds (the budget's use included).
+template <class MakeCounter>
+std::size_t budget_estimate(const std::vector<std::size_t>& degree, index_t maxdim, const MemoryBudget& budget,
+                            MakeCounter&& make_counter, const Monitor& monitor) {
   if (maxdim < 1) return budget.used();
   const double room = double(budget.limit()) - double(budget.used());
   const double per_simplex = sizeof(DiameterIndex);
-  const std::vector<std::size_t> degree = lower_degrees(dist, threshold);
   // The edge list and the columns of dimension 1 are held together.
   const double edges = upper_bound(degree, 1);
   double estimate = 2 * per_simplex * edges;
@@ -170,7 +234,7 @@ std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const
     // Cheap bound first from the degrees alone; exact counts only when it is over.
     double simplices = upper_bound(degree, maxdim) + upper_bound(degree, maxdim - 1);
     if (estimate + per_simplex * simplices > room) {
-      SimplexCounter counter = counter_for(dist, threshold);
+      const auto counter = make_counter();
       const double cap = (room - estimate) / per_simplex;
       const double top = counter.count(maxdim, cap, monitor);
       const double below = top > cap ? 0 : counter.count(maxdim - 1, cap - top, monitor);
@@ -180,6 +244,14 @@ std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const
     estimate += per_simplex * simplices;
   }
   return budget.used() + static_cast<std::size_t>(estimate);
+}
+
+template <class D>
+std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const MemoryBudget& budget,
+                         const Monitor& monitor) {
+  if (maxdim < 1) return budget.used();
+  return budget_estimate(
+      lower_degrees(dist, threshold), maxdim, budget, [&] { return counter_for(dist, threshold); }, monitor);
 }
 
 template <class D>
@@ -241,6 +313,97 @@ std::size_t cgroup_remaining() {
   return limit > current ? limit - current : 1;
 }
 
+// --- estimates from the points alone (no distance matrix held) ---------------
+
+// Distances computed from the points as dense_from_points computes them: in
+// double, rounded once to value_t.
+class PointDistances {
+ public:
+  PointDistances(const double* points, index_t n, index_t d) : points_(points), n_(n), d_(d) {}
+  index_t size() const { return n_; }
+  double coordinate(index_t i, index_t k) const { return points_[std::size_t(i) * d_ + k]; }
+  value_t operator()(index_t i, index_t j) const {
+    double s = 0;
+    for (index_t k = 0; k < d_; ++k) {
+      const double diff = coordinate(i, k) - coordinate(j, k);
+      s += diff * diff;
+    }
+    return static_cast<value_t>(std::sqrt(s));
+  }
+  // The coordinate of largest spread: sweeping along it finds the pairs within a threshold.
+  index_t widest_axis() const {
+    index_t axis = 0;
+    double best = -1;
+    for (index_t k = 0; k < d_; ++k) {
+      double lo = INFINITY, hi = -INFINITY;
+      for (index_t i = 0; i < n_; ++i) lo = std::min(lo, coordinate(i, k)), hi = std::max(hi, coordinate(i, k));
+      if (hi - lo > best) best = hi - lo, axis = k;
+    }
+    return axis;
+  }
+
+ private:
+  const double* points_;
+  index_t n_, d_;
+};
+
+// Calls visit(i, j), i > j, for every pair within `threshold`: over the whole
+// triangle, or with `sweep` the pairs sparse_from_points finds. False, with
+// the visit cut short, once more than `max_pairs` pairs have been examined.
+template <class Visit>
+bool for_each_pair_within(const PointDistances& dist, value_t threshold, bool sweep, std::size_t max_pairs,
+                          const Monitor& monitor, Visit&& visit) {
+  const index_t n = dist.size();
+  std::size_t examined = 0;
+  if (!sweep) {
+    for (index_t i = 1; i < n; ++i) {
+      if ((examined += i) > max_pairs) return false;
+      if ((i & 255) == 0 && monitor.cancel_requested()) throw Cancelled();
+      for (index_t j = 0; j < i; ++j)
+        if (dist(i, j) <= threshold) visit(i, j);
+    }
+    return true;
+  }
+  const index_t axis = dist.widest_axis();
+  std::vector<index_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](index_t a, index_t b) { return dist.coordinate(a, axis) < dist.coordinate(b, axis); });
+  const double t = threshold;
+  for (index_t a = 0; a < n; ++a) {
+    if ((a & 1023) == 0 && monitor.cancel_requested()) throw Cancelled();
+    const index_t i = order[a];
+    const double reach = dist.coordinate(i, axis) + t;
+    for (index_t b = a + 1; b < n && dist.coordinate(order[b], axis) <= reach; ++b) {
+      if (++examined > max_pairs) return false;
+      const index_t j = order[b];
+      if (dist(i, j) <= threshold) visit(std::max(i, j), std::min(i, j));
+    }
+  }
+  return true;
+}
+
+value_t enclosing_radius(const PointDistances& dist, const Monitor& monitor) {
+  const index_t n = dist.size();
+  if (n < 2) return 0;
+  std::vector<value_t> row_max(n, 0);
+  for (index_t i = 1; i < n; ++i) {
+    if ((i & 255) == 0 && monitor.cancel_requested()) throw Cancelled();
+    for (index_t j = 0; j < i; ++j) {
+      const value_t d = dist(i, j);
+      row_max[i] = std::max(row_max[i], d);
+      row_max[j] = std::max(row_max[j], d);
+    }
+  }
+  return *std::min_element(row_max.begin(), row_max.end());
+}
+
+void refuse_dense(index_t n, double dense_bytes, const MemoryBudget& budget) {
+  throw MemoryLimitExceeded("the distance matrix of " + std::to_string(n) + " points needs " + mib(dense_bytes) +
+                            ", above the memory limit of " + mib(double(budget.limit())) +
+                            "; give a threshold (sparse neighbour lists) or use fewer points");
+}
+
 }  // namespace
 
 std::size_t default_memory_limit() {
@@ -266,10 +429,7 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
     if (monitor.cancel_requested()) throw Cancelled();
     return run(sparse, request, effective_maxdim(n, request.maxdim), request.threshold, monitor, budget, true);
   }
-  if (dense_bytes > double(budget.limit()))
-    throw MemoryLimitExceeded("the distance matrix of " + std::to_string(n) + " points needs " + mib(dense_bytes) +
-                              ", above the memory limit of " + mib(double(budget.limit())) +
-                              "; give a threshold (sparse neighbour lists) or use fewer points");
+  if (dense_bytes > double(budget.limit())) refuse_dense(n, dense_bytes, budget);
   DenseDistanceMatrix dist = dense_from_points(points, n, d, request.n_threads, budget, monitor);
   if (monitor.cancel_requested()) throw Cancelled();
   return run_dense(std::move(dist), request, monitor, budget);
@@ -288,6 +448,66 @@ RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsR
     values[k] = static_cast<value_t>(lower[k]) + value_t(0);  // -0.0 -> +0.0: orders by bit pattern
   }
   return run_dense(DenseDistanceMatrix(n, std::move(values)), request, monitor, budget);
+}
+
+RipsEstimate estimate_rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
+                                       std::size_t max_pairs, Monitor& monitor) {
+  validate(n, request);
+  if (d < 1) throw InputError("points need at least one coordinate");
+  const index_t maxdim = effective_maxdim(n, request.maxdim);
+  check_index_range(n, maxdim);
+  MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  const PointDistances dist(points, n, d);
+  const double pairs = double(n) * (n - 1) / 2;
+  const double dense_bytes = pairs * sizeof(value_t);
+  // The same choice of distance matrix as rips_from_points and run_dense.
+  const bool sweep = request.threshold < infinity && dense_bytes > 0.25 * double(budget.limit());
+  RipsEstimate out;
+  out.threshold = request.threshold;
+  if (!sweep) {
+    if (dense_bytes > double(budget.limit())) refuse_dense(n, dense_bytes, budget);
+    budget.charge(static_cast<std::size_t>(dense_bytes), "the distance matrix");
+    out.bytes = budget.used();
+    if (pairs > double(max_pairs)) return out;
+    out.threshold = std::min(request.threshold, enclosing_radius(dist, monitor));
+  }
+  std::vector<std::size_t> degree(n, 0);
+  std::size_t edges = 0;
+  auto count = [&](index_t i, index_t) { ++degree[i], ++edges; };
+  if (!for_each_pair_within(dist, out.threshold, sweep, max_pairs, monitor, count)) return out;
+  const std::size_t lists = 2 * edges * sizeof(Neighbor) + (std::size_t(n) + 1) * sizeof(std::size_t);
+  if (sweep) {
+    // sparse_from_points holds its pair lists (about 24 bytes a pair) while it builds the neighbour lists.
+    if (lists + 24 * edges > budget.limit() - budget.used())
+      throw MemoryLimitExceeded("the pairs within the threshold need more memory than the limit of " +
+                                std::to_string(budget.limit() >> 20) + " MiB; lower the threshold or use fewer points");
+    out.bytes = lists + 24 * edges;
+    budget.charge(lists, "the neighbour lists");
+    out.sparse = true;
+  } else if (request.threshold < infinity && n > 2 && double(edges) < kSparseDensity * pairs) {
+    budget.charge(lists, "the neighbour lists");  // built while the dense matrix is still held
+    out.bytes = std::max(out.bytes, budget.used());
+    budget.release(static_cast<std::size_t>(dense_bytes));
+    out.sparse = true;
+  }
+  // The exact count, only when the degree bound is over: bitsets for a small cloud, else sorted lists.
+  constexpr std::size_t kBitsetBytes = std::size_t(64) << 20;
+  const bool bitsets = BitsetCounter::bytes(n) <= kBitsetBytes;
+  auto exact_counter = [&] {
+    std::vector<std::vector<std::int32_t>> lower(bitsets ? 0 : n);
+    BitsetCounter bits(bitsets ? n : 0);
+    for_each_pair_within(dist, out.threshold, sweep, max_pairs, monitor, [&](index_t i, index_t j) {
+      if (bitsets)
+        bits.add(i, j);
+      else
+        lower[i].push_back(std::int32_t(j));
+    });
+    for (auto& l : lower) std::sort(l.begin(), l.end());
+    return EitherCounter{bitsets, std::move(bits), SimplexCounter(std::move(lower))};
+  };
+  out.bytes = std::max(out.bytes, budget_estimate(degree, maxdim, budget, exact_counter, monitor));
+  out.complete = true;
+  return out;
 }
 
 }  // namespace tda

@@ -95,8 +95,13 @@ def run_landmark_rips(
     cancel: Any | None = None,
     address: str | None = None,
     rips_cpus: float | None = None,
+    rips_memory: Callable[[FloatArray], int] | None = None,
 ) -> LandmarkResult:
-    """:func:`landmark_rips` with checked parameters (``params.landmarks`` set)."""
+    """:func:`landmark_rips` with checked parameters (``params.landmarks`` set).
+
+    ``rips_memory(landmarks)``: bytes the Rips task reserves (Ray's ``memory`` resource) and its engine may
+    use, decided once the landmarks are known (with ``rips_cpus``).
+    """
     requested = params.landmark_count()
     if requested is None:
         raise ValueError("landmarks must be a positive integer or 'auto' for a landmark run")
@@ -121,7 +126,10 @@ def run_landmark_rips(
         )
         t0 = time.perf_counter()
         if rips_cpus is not None:
-            res = _rips_in_task(sample.landmarks, engine, options, rips_cpus, half(0.5), cancel)
+            memory = rips_memory(sample.landmarks) if rips_memory is not None else None
+            if memory is not None:
+                options = options.model_copy(update={"memory_limit": memory})
+            res = _rips_in_task(sample.landmarks, engine, options, rips_cpus, memory, half(0.5), cancel)
     if rips_cpus is None:
         t0 = time.perf_counter()
         res = run_rips(sample.landmarks, engine, options, progress=half(0.5), cancel=cancel)
@@ -181,11 +189,14 @@ def _rips_in_task(
     params: RipsParams,
     options: RunOptions,
     cpus: float,
+    memory: int | None,
     progress: Callable[[float], None] | None,
     cancel: Any | None,
 ) -> PersistenceResult:
-    """Rips of the landmarks as a Ray task holding ``cpus``, its progress streamed back; ``cancel`` cancels it."""
-    stream = _RipsStream.options(num_cpus=cpus, max_retries=1).remote(landmarks, params, options)
+    """Rips of the landmarks as a Ray task holding ``cpus`` (and ``memory`` bytes), its progress streamed
+    back; ``cancel`` cancels it."""
+    reserve = {"memory": memory} if memory else {}
+    stream = _RipsStream.options(num_cpus=cpus, max_retries=1, **reserve).remote(landmarks, params, options)
     try:
         for ref in stream:
             kind, value = ray.get(ref)

@@ -14,7 +14,7 @@ from typing import Any
 
 from tda_ray.engine.params import Params, RipsParams, RunOptions
 from tda_ray.engine.result import PersistenceResult
-from tda_ray.engine.rips import check_memory, run_rips
+from tda_ray.engine.rips import MemoryEstimate, check_memory, estimate_memory, run_rips
 from tda_ray.engine.summary import DiagramSummary, LandmarkInfo, RipsSummary, rips_summary
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "get_algorithm"]
@@ -35,6 +35,9 @@ class Algorithm:
     # check_memory(points the engine sees, params, memory limit or None): refuses, before any data is read,
     # work that cannot fit (MemoryLimitError).
     check_memory: Callable[[int, Any, int | None], None]
+    # estimate(data, params, memory limit or None): the run's up-front memory and refusals (MemoryLimitError)
+    # from the data, without running it; None: check_memory is all that is known before a run.
+    estimate: Callable[[Any, Any, int | None], MemoryEstimate] | None = None
     # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample).
     data: str = "points"
 
@@ -66,6 +69,10 @@ def _summarize_rips(result: PersistenceResult, shape: tuple[int, ...], elapsed_s
     )
 
 
+def _estimate_rips(points: Any, params: RipsParams, memory_limit: int | None) -> MemoryEstimate:
+    return estimate_memory(points, params.engine_params(), memory_limit)
+
+
 VIETORIS_RIPS = Algorithm(
     name="vietoris_rips",
     title="Vietoris–Rips persistent homology of a point cloud",
@@ -74,6 +81,7 @@ VIETORIS_RIPS = Algorithm(
     summary=RipsSummary,
     summarize=_summarize_rips,
     check_memory=check_memory,
+    estimate=_estimate_rips,
 )
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (VIETORIS_RIPS,)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,14 @@ from tda_ray.engine.result import PersistenceResult
 from tda_ray.io.arrays import as_float_matrix
 
 __all__ = [
+    "ESTIMATE_MAX_PAIRS",
     "CancelToken",
     "EngineCancelled",
+    "MemoryEstimate",
     "MemoryLimitError",
     "check_memory",
     "default_memory_limit",
+    "estimate_memory",
     "ripser",
     "run_rips",
     "vietoris_rips",
@@ -33,6 +37,8 @@ CancelToken = _core.CancelToken
 EngineCancelled = _core.Cancelled
 MemoryLimitError = _core.MemoryLimitError
 
+# Point pairs an estimate examines per pass at most (a few tenths of a second); larger clouds get a lower bound.
+ESTIMATE_MAX_PAIRS = 30_000_000
 # Relative asymmetry accepted in a distance matrix (rounding in text files).
 SYMMETRY_TOLERANCE = 1e-4
 # The engine stores filtration values as float32; larger distances would turn into inf.
@@ -56,6 +62,36 @@ def check_memory(n_points: int, params: RipsParams, memory_limit: int | None = N
             f"the distance matrix of {n_points} points needs {need / 2**20:.0f} MiB, above the memory limit of "
             f"{limit / 2**20:.0f} MiB; give a threshold (sparse neighbour lists) or use fewer points"
         )
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a run of the engine holds before it reduces (its up-front charges), known before it runs."""
+
+    bytes: int  # distance structure, edge list and simplices; a lower bound when not complete
+    complete: bool  # False: the cloud is too large to examine cheaply (bytes counts the distance matrix only)
+    sparse: bool
+    threshold: float  # the threshold the reduction would use (the enclosing radius without one)
+
+
+def estimate_memory(
+    X: Any, params: RipsParams, memory_limit: int | None = None, *, max_pairs: int = ESTIMATE_MAX_PAIRS
+) -> MemoryEstimate:
+    """The engine's up-front memory estimate of Rips on the point cloud ``X``, without running it.
+
+    Makes the same choices (dense or sparse, threshold) and the same refusals as :func:`run_rips` before it
+    reduces — :class:`MemoryLimitError` for work over ``memory_limit`` (default: :func:`default_memory_limit`),
+    ``ValueError`` for bad input — but holds no distance matrix: distances are computed on the fly, and at
+    most ``max_pairs`` point pairs are examined per pass (beyond, the estimate is a lower bound).
+    """
+    arr = as_float_matrix(X, "point cloud")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError("point cloud is empty: at least one point with one coordinate is needed")
+    thr = math.inf if params.threshold is None else params.threshold
+    out = _core.estimate_rips_from_points(arr, params.maxdim, thr, params.coeff, memory_limit or 0, max_pairs)
+    return MemoryEstimate(
+        bytes=int(out["bytes"]), complete=bool(out["complete"]), sparse=bool(out["sparse"]), threshold=out["threshold"]
+    )
 
 
 def _check_distance_matrix(arr: np.ndarray[Any, Any]) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 __all__ = [
+    "BLOCK_BYTES",
     "DEFAULT_ROWS_PER_BLOCK",
     "SourceInfo",
     "iter_file_blocks",
@@ -30,12 +31,22 @@ __all__ = [
     "npy_file",
     "probe_file",
     "probe_source",
+    "parquet_decoded_bytes",
     "resolve_filesystem",
+    "rows_per_block",
 ]
 
 # Points per block: large enough for vectorised work, small enough that a block is a few MiB even for
 # tens of coordinates.
 DEFAULT_ROWS_PER_BLOCK = 131_072
+# A block's float64 values in bytes at most, whatever the coordinates per point: the readers of uploads
+# hold a block (and its stored copy) at a time, so memory follows this, not the cloud's width.
+BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def rows_per_block(dim: int, block_bytes: int = BLOCK_BYTES) -> int:
+    """Rows of ``dim`` float64 coordinates that fit in ``block_bytes`` (at least one, at most the default)."""
+    return max(1, min(DEFAULT_ROWS_PER_BLOCK, block_bytes // (8 * max(dim, 1))))
 
 
 def resolve_filesystem(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
@@ -99,6 +110,22 @@ def _parquet_shape(fh: Any, source: str) -> tuple[int, int]:
     return rows, len(schema)
 
 
+def parquet_decoded_bytes(fh: Any, source: str) -> int:
+    """Bytes the column chunks of a Parquet file decode to, from its metadata (before any data is read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(fh).metadata
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{source}: not a readable Parquet file: {exc}") from exc
+    return sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
+
+
 def probe_file(fh: Any, fmt: str, source: str) -> SourceInfo:
     """Points and coordinates of one seekable ``.npy``/Parquet file object, from its header or metadata."""
     if fmt == "npy":
@@ -137,15 +164,15 @@ def probe_source(source: str | os.PathLike[str], filesystem: pafs.FileSystem | N
     return SourceInfo(rows, int(dim or 0), kind, len(files))
 
 
-def iter_file_blocks(
-    fh: Any, fmt: str, source: str, rows_per_block: int = DEFAULT_ROWS_PER_BLOCK
-) -> Iterator[FloatArray]:
+def iter_file_blocks(fh: Any, fmt: str, source: str, rows: int | None = None) -> Iterator[FloatArray]:
     """The points of one seekable ``.npy``/Parquet file object as float64 ``(rows, d)`` blocks, checked
-    (numeric, no nulls, no NaN/inf) with rows numbered from the start of the file."""
+    (numeric, no nulls, no NaN/inf) with rows numbered from the start of the file.  ``rows`` per block
+    (default: :func:`rows_per_block`, so a block is at most :data:`BLOCK_BYTES` of float64)."""
     if fmt == "npy":
         head = NpyFile.open(fh, source)
-        for start in range(0, head.rows, rows_per_block):
-            block = np.asarray(read_rows(fh, head, start, min(start + rows_per_block, head.rows)), np.float64)
+        step = rows or rows_per_block(head.cols)
+        for start in range(0, head.rows, step):
+            block = np.asarray(read_rows(fh, head, start, min(start + step, head.rows)), np.float64)
             check_finite(block, source, start)
             yield block
         return
@@ -154,7 +181,8 @@ def iter_file_blocks(
 
     offset = 0
     try:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows_per_block):
+        step = rows or rows_per_block(_parquet_shape(fh, source)[1])
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=step):
             yield table_to_points(pa.Table.from_batches([batch]), source, row_offset=offset)
             offset += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
@@ -162,9 +190,7 @@ def iter_file_blocks(
 
 
 def iter_point_blocks(
-    source: str | os.PathLike[str],
-    filesystem: pafs.FileSystem | None = None,
-    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
+    source: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None, rows: int | None = None
 ) -> Iterator[FloatArray]:
     """The points of a ``.npy``/Parquet file or folder as float64 blocks, read in this process.
 
@@ -178,4 +204,4 @@ def iter_point_blocks(
         raise ValueError(f"{text}: expected .npy or Parquet file(s)")
     for f in files:
         with fs.open_input_file(f) as fh:
-            yield from iter_file_blocks(fh, kind, f, rows_per_block)
+            yield from iter_file_blocks(fh, kind, f, rows)

@@ -18,7 +18,9 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
+from tda_ray.distributed.session import start_local_ray
 from tda_ray.service.deployments import AppArgs, build_app
+from tda_ray.service.http.proxy_guard import PROXY_CALLBACK
 from tda_ray.service.settings import Settings
 
 __all__ = ["load_serve_config", "run_server"]
@@ -75,16 +77,28 @@ def _wait_healthy(url: str, timeout_s: float) -> None:
     raise StartupError(f"the service did not become healthy at {url}")
 
 
+def _guard_the_proxy(settings: Settings) -> None:
+    """Stalled or slow bodies are read in Serve's proxy, never in a replica's request slot (proxy_guard.py).
+
+    Serve applies middlewares to its proxy only through this callback, read from the environment of the
+    proxy's process: set here before Ray starts, so every process of a local Ray inherits it.
+    """
+    os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = PROXY_CALLBACK
+    os.environ["TDA_HTTP_BODY_TIMEOUT_S"] = str(settings.http_body_timeout_s)
+    os.environ["TDA_HTTP_MAX_PENDING_BODIES"] = str(settings.http_max_pending_bodies)
+
+
 def _start_ray(settings: Settings) -> None:
+    _guard_the_proxy(settings)
     if settings.ray_address == "local":
-        ray.init(
-            address="local",
-            num_cpus=settings.num_cpus,
-            include_dashboard=False,
+        start_local_ray(
+            settings.num_cpus,
+            loopback_only=settings.loopback_only,
             namespace="serve",
             log_to_driver=True,
-            # Advertise and bind loopback: a local run serves this machine only.
-            _node_ip_address="127.0.0.1",
+            # A task killed by Ray's memory monitor is retried this often, not for ever.
+            _system_config={"task_oom_retries": settings.job_oom_retries},
+            **({"_memory": settings.ray_memory_bytes} if settings.ray_memory_bytes else {}),
         )
     else:
         ray.init(address=settings.ray_address, namespace="serve")

@@ -167,10 +167,27 @@ class Settings(BaseSettings):
         description="Folder or pyarrow filesystem URI (s3://bucket/prefix, gs://...) for uploads and result blobs.",
     )
 
+    # --- network ---------------------------------------------------------
+    loopback_only: bool = Field(
+        default=True,
+        description=(
+            "Ray (node address, every Ray and Serve listener, metrics) and the Flink job listen on 127.0.0.1 "
+            "only; false opens them for a real cluster, which must then be protected by the network (README)."
+        ),
+    )
+
     # --- HTTP ------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the Serve HTTP proxy binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
     api_key: str | None = Field(default=None, description="When set, requests must carry it in the X-API-Key header.")
+    http_body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A body of up to 1 MiB must arrive within this (408); a streamed body may pause this long.",
+    )
+    http_max_pending_bodies: int = Field(
+        default=2000, ge=1, description="Request bodies Serve's proxy awaits at once (503 with Retry-After above)."
+    )
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest accepted request body.")
     max_points: int = Field(
         default=1_000_000, gt=0, description="Largest cloud parsed in the ingress (JSON, text) and for exact jobs."
@@ -194,7 +211,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest streamed .npy/Parquet cloud (rows); above max_points only landmark jobs.",
     )
+    max_decoded_ratio: float = Field(
+        default=32.0,
+        gt=0,
+        description="A Parquet upload may decode to at most this many times its own size as float64 (bombs).",
+    )
     max_maxdim: int = Field(default=3, ge=0, description="Largest homology dimension a job may ask for.")
+    events_max_request_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest batch of /v1/events, as encoded Kafka messages (413)."
+    )
+    events_max_event_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest single event of /v1/events, as an encoded message (413)."
+    )
+    idempotency_ttl_s: float = Field(
+        default=24 * 3600, gt=0, description="How long the answer to a request with an Idempotency-Key is kept."
+    )
     serve_config: str = Field(
         default="serve_config.yaml", description="Serve config (import path, route prefix, replicas/autoscaling)."
     )
@@ -207,8 +238,21 @@ class Settings(BaseSettings):
     job_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved by one job task.")
     engine_threads: int = Field(default=1, ge=1, description="Engine threads per job.")
     job_max_retries: int = Field(default=3, ge=0, description="Ray retries of a job task whose worker died.")
+    job_oom_retries: int = Field(
+        default=1, ge=0, description="Retries of a job task killed by Ray's memory monitor (a local Ray's setting)."
+    )
     memory_limit_bytes: int | None = Field(
-        default=None, description="Engine memory budget per job (None: the engine's default share of RAM)."
+        default=None,
+        description="Largest memory one job may reserve and use (None: the largest node's Ray memory resource).",
+    )
+    job_memory_headroom: float = Field(
+        default=2.0, ge=1.0, description="A job reserves this many times the engine's up-front estimate."
+    )
+    job_memory_min_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Least memory a job reserves (interpreter, cloud, result)."
+    )
+    ray_memory_bytes: int | None = Field(
+        default=None, description="Memory a local Ray lends to tasks (its 'memory' resource; None: Ray's default)."
     )
     landmark_workers: int | None = Field(
         default=None, description="Shard actors per landmark job (None: one per CPU of the cluster)."
@@ -229,7 +273,9 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, v: str | None) -> str | None:
         return v or None
 
-    @field_validator("num_cpus", "memory_limit_bytes", "landmark_workers", "max_in_flight", mode="before")
+    @field_validator(
+        "num_cpus", "memory_limit_bytes", "landmark_workers", "max_in_flight", "ray_memory_bytes", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none", "all") else v

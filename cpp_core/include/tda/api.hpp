@@ -26,6 +26,14 @@ struct RipsResult {
   std::size_t estimated_bytes = 0;
 };
 
+// What a run would hold before reducing, known from the points alone.
+struct RipsEstimate {
+  bool complete = false;         // false: cut short after max_pairs pairs; bytes is then a lower bound
+  std::size_t bytes = 0;         // distance structure, edges and simplices (the budget's up-front charges)
+  bool sparse = false;           // which distance matrix kind the run would use
+  value_t threshold = infinity;  // the threshold the reduction would use
+};
+
 // A share of the memory this process can still use (MemAvailable, or the
 // cgroup's remaining allowance where lower).
 std::size_t default_memory_limit();
@@ -35,5 +43,12 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
 
 // Lower triangle of a distance matrix, row by row: d(1,0), d(2,0), d(2,1), ...
 RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor);
+
+// rips_from_points' choices and up-front refusals (MemoryLimitExceeded,
+// InputError) without its arrays: distances are computed on the fly and at
+// most max_pairs pairs examined per pass; only an exact simplex count (when
+// the degree bound is over the budget) holds the lower neighbour lists.
+RipsEstimate estimate_rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
+                                       std::size_t max_pairs, Monitor& monitor);
 
 }  // namespace tda

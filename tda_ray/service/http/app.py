@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import tda_ray
 from tda_ray.service.http.deps import DispatcherLink
 from tda_ray.service.http.errors import install_error_handlers
-from tda_ray.service.http.middleware import BodyLimitMiddleware
+from tda_ray.service.http.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from tda_ray.service.http.routes import (
     console,
     events,
@@ -33,8 +33,15 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     app.state.service = service
     app.state.dispatcher = dispatcher
     app.add_middleware(
-        BodyLimitMiddleware, limit=settings.max_upload_bytes, stream_limit=settings.max_stream_upload_bytes
+        BodyLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        stream_limit=settings.max_stream_upload_bytes,
+        # An events body is about its encoded messages' size: refused by size before it is parsed.
+        events_limit=min(settings.max_upload_bytes, 2 * settings.events_max_request_bytes),
+        idle_s=settings.http_body_timeout_s,
     )
+    # Added last, so it runs first: a request without the key is refused before its body is read.
+    app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     install_error_handlers(app)
     for module in (health, pointclouds, uploads, jobs, events, streams, console):
         app.include_router(module.router)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
 
+from tda_ray.service.http.middleware import key_matches
 from tda_ray.service.jobs.service import JobService
 from tda_ray.service.settings import Settings
 
-__all__ = ["Auth", "ClusterReporter", "DispatcherDep", "DispatcherLink", "ServiceDep", "SettingsDep"]
+__all__ = [
+    "Auth",
+    "ClusterReporter",
+    "DispatcherDep",
+    "DispatcherLink",
+    "KeyPresented",
+    "ServiceDep",
+    "SettingsDep",
+]
 
 
 class DispatcherLink(Protocol):
@@ -55,11 +63,18 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Neede
 
 
 def require_key(settings: SettingsDep, key: Annotated[str | None, Depends(key_header)]) -> None:
-    expected = settings.api_key
-    if expected is None:
-        return
-    if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
+    # ApiKeyMiddleware refuses a wrong key before the body is read; this declares the scheme in OpenAPI and
+    # guards an app mounted without the middleware.
+    if settings.api_key is not None and not key_matches(key, settings.api_key):
         raise HTTPException(401, "missing or wrong API key (X-API-Key header)")
+
+
+def has_key(settings: SettingsDep, key: Annotated[str | None, Depends(key_header)]) -> bool:
+    """Whether the request may see more than a route's public part (no server key, or the right one)."""
+    return settings.api_key is None or key_matches(key, settings.api_key)
+
+
+KeyPresented = Annotated[bool, Depends(has_key)]
 
 
 Auth = [Depends(require_key)]

@@ -1,4 +1,5 @@
-"""How errors become responses: every error is ``{"detail": ...}`` with a 4xx, or 503 for Kafka."""
+"""How errors become responses: every error is ``{"detail": ...}`` with a 4xx, or 503 for Kafka (which also
+names the events that were published)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tda_ray.service.http.middleware import BodyTooLarge
-from tda_ray.service.jobs import Conflict, EventsUnavailable, InvalidRequest, NotFound, PayloadTooLarge
+from tda_ray.service.http.middleware import BodyTimeout, BodyTooLarge
+from tda_ray.service.jobs import Conflict, EventsUnavailable, InProgress, InvalidRequest, NotFound, PayloadTooLarge
 
 __all__ = ["install_error_handlers"]
 
@@ -20,9 +21,11 @@ STATUS = {
     Conflict: 409,
     PayloadTooLarge: 413,
     BodyTooLarge: 413,
+    BodyTimeout: 408,
     InvalidRequest: 422,
-    EventsUnavailable: 503,
 }
+# Seconds a client should wait before it retries a 409 of a running idempotent request, or a 503.
+RETRY_AFTER_S = 1
 
 
 def _detail(exc: Exception) -> str:
@@ -51,7 +54,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
         return handler
 
+    async def in_progress(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def events_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EventsUnavailable)
+        body = {"detail": str(exc), "published": exc.published, "not_published": exc.not_published}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(InProgress, in_progress)
+    app.add_exception_handler(EventsUnavailable, events_unavailable)
     app.add_exception_handler(RequestValidationError, validation)
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, typed(status))

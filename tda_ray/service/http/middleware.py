@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["STREAM_TYPES", "BodyLimitMiddleware", "BodyTooLarge"]
+__all__ = [
+    "OPEN_PATHS",
+    "STREAM_TYPES",
+    "ApiKeyMiddleware",
+    "BodyLimitMiddleware",
+    "BodyTimeout",
+    "BodyTooLarge",
+    "key_matches",
+]
+
+# Paths answered without the API key: the health probe (which then reports only its status) and the docs.
+OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+KEY_HEADER = b"x-api-key"
 
 
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is larger than the limit of {limit} bytes")
+
+
+class BodyTimeout(Exception):
+    """A streamed body paused longer than allowed (HTTP 408)."""
+
+    def __init__(self, idle_s: float) -> None:
+        super().__init__(f"the request body paused for more than {idle_s:g} s; send it without stalling")
 
 
 # Raw upload bodies streamed to storage, and the format each announces (octet-stream: sniffed).
@@ -28,11 +50,21 @@ class BodyLimitMiddleware:
     the larger ``stream_limit``; everything parsed in memory gets ``limit``.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, stream_limit: int | None = None) -> None:
-        self.app, self.small_limit = app, limit
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        stream_limit: int | None = None,
+        events_limit: int | None = None,
+        idle_s: float | None = None,
+    ) -> None:
+        self.app, self.small_limit, self.idle_s = app, limit, idle_s
         self.stream_limit = max(limit, stream_limit or limit)
+        self.events_limit = events_limit or limit
 
     def _limit(self, scope: Scope) -> int:
+        if scope.get("method") == "POST" and scope.get("path", "").rstrip("/").endswith("/v1/events"):
+            return self.events_limit
         if scope.get("method") == "POST" and scope.get("path", "").rstrip("/").endswith("/v1/pointclouds"):
             for name, value in scope.get("headers", []):
                 if name == b"content-type":
@@ -56,15 +88,52 @@ class BodyLimitMiddleware:
                     resp = JSONResponse({"detail": str(BodyTooLarge(limit))}, status_code=413)
                     await resp(scope, receive, send)
                     return
-        seen = 0
+        seen, done = 0, False
 
         async def counting_receive() -> Message:
-            nonlocal seen
-            msg = await receive()
+            nonlocal seen, done
+            if done or not self.idle_s:  # after the body, receive() waits for a disconnect: no deadline
+                msg = await receive()
+            else:
+                try:
+                    msg = await asyncio.wait_for(receive(), self.idle_s)
+                except asyncio.TimeoutError:
+                    raise BodyTimeout(self.idle_s) from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
+                done = not msg.get("more_body", False)
                 if seen > limit:
                     raise BodyTooLarge(limit)
             return msg
 
         await self.app(scope, counting_receive, send)
+
+
+def key_matches(given: str | bytes | None, expected: str) -> bool:
+    """Constant-time comparison of a presented API key with the server's."""
+    if given is None:
+        return False
+    raw = given if isinstance(given, bytes) else given.encode("latin-1", "replace")
+    return hmac.compare_digest(raw, expected.encode())
+
+
+class ApiKeyMiddleware:
+    """401 for a request without the right ``X-API-Key`` before anything reads its body (routes, limits)."""
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] != "http" or scope.get("path", "") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == KEY_HEADER), None)
+        if not key_matches(given, self.key):
+            resp = JSONResponse(
+                {"detail": "missing or wrong API key (X-API-Key header)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+            await resp(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

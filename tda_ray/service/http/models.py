@@ -8,7 +8,7 @@ result's numbers.  The first algorithm keeps the component names of the first AP
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -19,9 +19,10 @@ from pydantic import (
     Strict,
     StrictBool,
     StrictInt,
-    StrictStr,
+    StringConstraints,
     Tag,
     create_model,
+    field_validator,
 )
 
 from tda_ray.engine.registry import ALGORITHMS, DEFAULT_ALGORITHM, Algorithm
@@ -30,9 +31,11 @@ from tda_ray.service.jobs import ALL_STATUSES
 
 __all__ = [
     "EventsAccepted",
+    "EventsNotPublished",
     "EventsRequest",
     "ErrorOut",
     "HealthOut",
+    "HealthStatusOut",
     "JobIn",
     "JobList",
     "JobOut",
@@ -59,8 +62,13 @@ class ErrorOut(BaseModel):
     detail: Any = Field(description="What is wrong: a message, or FastAPI's list of validation errors.")
 
 
-class HealthOut(BaseModel):
+class HealthStatusOut(BaseModel):
+    """What a caller without the API key learns (on a server with a key)."""
+
     status: Literal["ok", "degraded"]
+
+
+class HealthOut(HealthStatusOut):
     version: str
     database: str
     storage: str
@@ -283,9 +291,18 @@ class ScoreList(BaseModel):
 # --------------------------------------------------------------------------- events
 
 MAX_EVENTS_PER_REQUEST = 10_000
+MAX_VALUES_PER_EVENT = 4096
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_CHARS = 1024
+# event_time must lie in this range (UTC): Kafka and the message timestamps are epoch based, and every
+# offset of such a time still converts to UTC.
+EVENT_TIME_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EVENT_TIME_MAX = datetime(9999, 12, 30, tzinfo=timezone.utc)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-AttributeValue = Union[StrictStr, StrictBool, StrictInt, FiniteFloat, None]  # noqa: UP007 - pydantic on 3.10
+AttributeText = Annotated[str, StringConstraints(strict=True, max_length=MAX_ATTRIBUTE_CHARS)]
+AttributeValue = Union[AttributeText, StrictBool, StrictInt, FiniteFloat, None]  # noqa: UP007 - pydantic on 3.10
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class RawEventIn(BaseModel):
@@ -294,10 +311,34 @@ class RawEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_id: str = Field(min_length=1, max_length=128, description="Sensor / stream id; the Kafka message key.")
-    values: list[FiniteFloat] = Field(min_length=1, max_length=4096, description="The point's coordinates.")
-    event_time: datetime | None = Field(default=None, description="When it happened (default: when received).")
-    event_id: str | None = Field(default=None, min_length=1, max_length=128, description="Default: a new UUID.")
-    attributes: dict[str, AttributeValue] | None = Field(default=None, max_length=64, description="Flat metadata.")
+    values: list[FiniteFloat] = Field(
+        min_length=1, max_length=MAX_VALUES_PER_EVENT, description="The point's coordinates."
+    )
+    event_time: datetime | None = Field(
+        default=None,
+        description="When it happened, RFC 3339 (no offset: UTC), between 1970-01-01 and 9999-12-30 UTC "
+        "(default: when received).",
+    )
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Downstream consumers drop repeated ids; default: a new UUID (fixed by the Idempotency-Key).",
+    )
+    attributes: dict[AttributeName, AttributeValue] | None = Field(
+        default=None, max_length=MAX_ATTRIBUTES, description=f"Flat metadata; text of at most {MAX_ATTRIBUTE_CHARS}."
+    )
+
+    @field_validator("event_time")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        # Compared as instants: converting first would overflow near the ends of the calendar.
+        if not EVENT_TIME_MIN <= aware <= EVENT_TIME_MAX:
+            raise ValueError(f"event_time must lie between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d} UTC")
+        return aware
 
 
 class EventsRequest(BaseModel):
@@ -309,3 +350,13 @@ class EventsRequest(BaseModel):
 class EventsAccepted(BaseModel):
     accepted: int = Field(description="Events written to Kafka (acknowledged by all in-sync replicas).")
     topic: str
+    event_ids: list[str] = Field(description="The events' ids, in request order (server-made where not given).")
+
+
+class EventsNotPublished(BaseModel):
+    """503: Kafka did not take every event; exactly these were published (retry the rest, or the batch with
+    the same event ids or Idempotency-Key: consumers drop repeated event ids)."""
+
+    detail: str
+    published: list[str] = Field(description="Ids of the events Kafka acknowledged.")
+    not_published: list[str] = Field(description="Ids of the events it did not.")

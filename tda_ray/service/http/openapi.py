@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tda_ray.service.http.models import ErrorOut, PointCloudIn
+from tda_ray.service.http.models import ErrorOut, EventsNotPublished, PointCloudIn
 
 Responses = dict[int | str, dict[str, Any]]
 ERR: dict[str, Any] = {"model": ErrorOut}
@@ -15,6 +15,26 @@ R413: Responses = {413: {**ERR, "description": "Request body over the size limit
 R415: Responses = {415: {**ERR, "description": "Unsupported content type"}}
 R422: Responses = {422: {**ERR, "description": "Invalid input"}}
 R503: Responses = {503: {**ERR, "description": "Kafka is disabled or unreachable; nothing was published"}}
+R503_EVENTS: Responses = {
+    503: {
+        "model": EventsNotPublished,
+        "description": "Kafka is disabled or did not take every event: `published` lists those it did",
+    }
+}
+
+# The Idempotency-Key header of the POSTs that create something (README "Safe retries").
+IDEMPOTENCY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
+            "description": "Any unique string: a retry with the same key gets the first (successful) answer, "
+            "and nothing is done twice. The same key with another request is a 422; 409 while the first runs.",
+        }
+    ]
+}
 
 # OpenAPI links: how a response's id feeds the next call (clients, and schemathesis' stateful phase).
 JOB_ID = {"job_id": "$response.body#/id"}

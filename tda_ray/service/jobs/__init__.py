@@ -10,12 +10,21 @@
 from tda_ray.service.jobs.errors import Conflict, EventsUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 
 # The records the jobs layer hands out (the HTTP layer renders them; it never reads the store itself).
-from tda_ray.service.store import ALL_STATUSES, JobRecord, PointCloudRecord, UploadRecord
+from tda_ray.service.store import (
+    ALL_STATUSES,
+    IdempotentAnswer,
+    InProgress,
+    JobRecord,
+    PointCloudRecord,
+    UploadRecord,
+)
 
 __all__ = [
     "ALL_STATUSES",
     "Conflict",
     "EventsUnavailable",
+    "IdempotentAnswer",
+    "InProgress",
     "InvalidRequest",
     "JobRecord",
     "NotFound",

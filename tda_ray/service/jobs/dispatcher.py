@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import TaskCancelledError
+from ray.exceptions import OutOfMemoryError, TaskCancelledError
 
 from tda_ray.engine.registry import get_algorithm
+from tda_ray.service.jobs.admission import Admission
 from tda_ray.service.jobs.task import JobSpec, JobTask, job_task_options
 from tda_ray.service.settings import Settings
 from tda_ray.service.store import JobStatus, Store
@@ -41,6 +42,7 @@ class _InFlight:
     job_id: str
     attempt: int
     ref: Any
+    memory_bytes: int = 0
     cancelled: bool = False
 
 
@@ -65,6 +67,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._cancels: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._last_expiry = 0.0
+        self.admission = Admission(settings)
         self.recovered = self.store.recover()
         if self.recovered:
             log.info("%s: re-queued %d unfinished job(s) from the store", self.name, self.recovered)
@@ -124,10 +127,19 @@ class Dispatcher:
             except TaskCancelledError:
                 pass
             except Exception as exc:  # worker died more often than max_retries, or a bug in the task
-                msg = f"job task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                if self.store.finish_failure(f.job_id, f.attempt, msg):
+                if self.store.finish_failure(f.job_id, f.attempt, self._failure(exc, f)):
                     log.error("job %s failed: %s", f.job_id, exc)
         return bool(ready)
+
+    def _failure(self, exc: Exception, f: _InFlight) -> str:
+        if isinstance(exc, OutOfMemoryError):
+            retries = self.settings.job_oom_retries
+            return (
+                f"killed by Ray's memory monitor: its node ran out of memory (retried {retries} time"
+                f"{'' if retries == 1 else 's'}; the job reserved {f.memory_bytes >> 20} MiB). "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+        return f"job task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
     def _drain_cancels(self) -> None:
         while True:
@@ -150,6 +162,9 @@ class Dispatcher:
         expired = self.store.expire_uploads(self.settings.upload_session_idle_s)
         if expired:
             log.info("%s: aborted %d idle upload session(s)", self.name, len(expired))
+        forgotten = self.store.expire_idempotency(self.settings.idempotency_ttl_s)
+        if forgotten:
+            log.info("%s: forgot %d idempotency key(s)", self.name, forgotten)
         reopened = self.store.reopen_stalled_completions(STALLED_COMPLETION_S)
         if reopened:
             log.info("%s: reopened %d stalled upload completion(s)", self.name, len(reopened))
@@ -166,15 +181,15 @@ class Dispatcher:
         if room <= 0:
             return
         for claim in self.store.claim_queued(self.name, room):
+            memory = claim.memory_bytes or self.admission.cap()  # rows of older versions: the largest
             spec = JobSpec(
-                claim.job_id, claim.attempt, claim.pointcloud_id, claim.blob_key, claim.algorithm, claim.params
+                claim.job_id, claim.attempt, claim.pointcloud_id, claim.blob_key, claim.algorithm, claim.params, memory
             )
             try:
                 landmarks = get_algorithm(claim.algorithm).parse(claim.params).landmark_count() is not None
-                ref = JobTask.options(**job_task_options(self.settings, claim.job_id, landmarks)).remote(
-                    self.settings, spec
-                )
+                options = job_task_options(self.settings, claim.job_id, landmarks, memory)
+                ref = JobTask.options(**options).remote(self.settings, spec)
             except Exception:
                 self.store.release(claim.job_id, claim.attempt)
                 raise
-            self._in_flight[claim.job_id] = _InFlight(claim.job_id, claim.attempt, ref)
+            self._in_flight[claim.job_id] = _InFlight(claim.job_id, claim.attempt, ref, memory)

@@ -16,4 +16,10 @@ class PayloadTooLarge(ValueError):
 
 
 class EventsUnavailable(RuntimeError):
-    """Kafka is disabled or did not take the events; nothing was published (HTTP 503)."""
+    """Kafka is disabled or did not take the events (HTTP 503 with ``Retry-After``); ``published`` and
+    ``not_published`` name the events of the batch Kafka did and did not acknowledge."""
+
+    def __init__(self, message: str, published: list[str] | None = None, not_published: list[str] | None = None):
+        super().__init__(message)
+        self.published = published or []
+        self.not_published = not_published or []

@@ -7,6 +7,7 @@ ingress replicas can run at once.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +21,22 @@ from tda_ray.engine.registry import Algorithm, get_algorithm
 from tda_ray.engine.rips import MemoryLimitError
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
+from tda_ray.service.jobs.admission import Admission
 from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
 from tda_ray.service.jobs.streams import StreamService
 from tda_ray.service.jobs.uploads import UploadService
 from tda_ray.service.settings import Settings
-from tda_ray.service.store import JobRecord, PointCloudRecord, Store
-from tda_ray.service.streaming.events import RawEventPublisher
+from tda_ray.service.store import IdempotencyMismatch, IdempotentAnswer, JobRecord, PointCloudRecord, Store
+from tda_ray.service.streaming.events import EventsTooLarge, PartlyPublished, RawEventPublisher, encode_events
 from tda_ray.service.streaming.kafka import KafkaUnavailable
 from tda_ray.service.streaming.sink import StreamingHealth
 
 __all__ = ["JobResult", "JobService", "validate_points"]
+
+# A pending idempotency key older than this belonged to a request lost with its replica: it runs again.
+IDEMPOTENCY_STALE_S = 120.0
+# Server-made event ids of a request with an idempotency key: uuid5 of (key, position) in this namespace.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0d3c3e-7f43-4a8e-9a55-0e1b6f0f5c21")
 
 
 def validate_points(points: Any, settings: Settings, source: str = "point cloud") -> npt.NDArray[np.float64]:
@@ -60,7 +67,8 @@ class JobService:
         self.store = store or Store(settings.database_url, settings.storage_root)
         self.uploads = UploadService(settings, self.store)
         self.streams = StreamService(settings, self.store)
-        self._events = RawEventPublisher(settings.kafka)
+        self.admission = Admission(settings)
+        self._events = RawEventPublisher(settings.kafka, settings.events_max_request_bytes)
         self._streaming_health = StreamingHealth(settings)
 
     def close(self) -> None:
@@ -115,20 +123,24 @@ class JobService:
         if maxdim is not None and maxdim > self.settings.max_maxdim:
             raise InvalidRequest(f"maxdim {maxdim} is above this server's limit of {self.settings.max_maxdim}")
         pc = self.store.get_pointcloud(pointcloud_id)  # 404 before anything is recorded
-        self._admit(alg, pc, clean)
-        return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"))
+        memory = self._admit(alg, pc, clean)
+        return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"), memory_bytes=memory)
 
-    def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> None:
+    def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> int:
+        """The job's memory reservation; InvalidRequest for work that can never fit (README "Admission")."""
         count = params.landmark_count(pc.n_points)
         if count is None and pc.n_points > self.settings.max_points:
             raise InvalidRequest(
                 f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
                 'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
             )
-        # The engine's up-front refusal, checked here so the client gets a 422 instead of a failed job.
         try:
-            alg.check_memory(pc.n_points if count is None else count, params, self.settings.memory_limit_bytes)
-        except MemoryLimitError as exc:
+            if count is not None:  # its task coordinates; the Rips task on the landmarks reserves its own
+                self.admission.reserve(alg, params, count, pc.dim, None)
+                return self.settings.job_memory_min_bytes
+            points = self.store.load_points(pc.id) if self.admission.needs_points(pc.n_points, params) else None
+            return self.admission.reserve(alg, params, pc.n_points, pc.dim, points)
+        except MemoryLimitError as exc:  # the engine's own refusal, at submit rather than as a failed job
             raise InvalidRequest(str(exc)) from exc
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -146,12 +158,44 @@ class JobService:
         summary = get_algorithm(job.algorithm).summary.model_validate(res.summary)
         return JobResult(job=job, summary=summary, diagrams=res.diagrams)
 
-    # --- events --------------------------------------------------------------------------------
-    def publish_events(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Publish raw events to Kafka; all acknowledged, or :class:`EventsUnavailable`."""
-        if not self.settings.kafka.enabled:
-            raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)")
+    # --- idempotency keys ---------------------------------------------------------------------
+    def idempotent_begin(self, scope: str, key: str, fingerprint: str) -> IdempotentAnswer | None:
+        """The stored answer of ``key``, or None: the caller runs the request (then finish or abandon)."""
         try:
-            return self._events.publish_events(events)
+            return self.store.begin_idempotent(scope, key, fingerprint, stale_after_s=IDEMPOTENCY_STALE_S)
+        except IdempotencyMismatch as exc:
+            raise InvalidRequest(str(exc)) from exc
+
+    def idempotent_finish(self, scope: str, key: str, status_code: int, body: str) -> None:
+        self.store.finish_idempotent(scope, key, status_code, body)
+
+    def idempotent_abandon(self, scope: str, key: str) -> None:
+        self.store.abandon_idempotent(scope, key)
+
+    # --- events --------------------------------------------------------------------------------
+    def publish_events(self, events: Sequence[Mapping[str, Any]], ids_seed: str | None = None) -> list[str]:
+        """Publish raw events to Kafka and return their ids; every one acknowledged, or EventsUnavailable
+        naming those that were.  An event or batch over its size limit is refused before anything is sent
+        (PayloadTooLarge).  ``ids_seed`` (the request's idempotency key) fixes the ids the server assigns, so
+        a retried batch repeats them."""
+        ids = None
+        if ids_seed is not None:
+            ids = [str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{ids_seed}/{i}")) for i in range(len(events))]
+        try:
+            encoded = encode_events(
+                events, self.settings.events_max_event_bytes, self.settings.events_max_request_bytes, ids
+            )
+        except EventsTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from exc
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if not self.settings.kafka.enabled:  # after the checks: a bad batch is a 4xx whatever Kafka's state
+            ids = [e.event_id for e in encoded]
+            raise EventsUnavailable("Kafka is disabled on this server (TDA_KAFKA_ENABLED=false)", [], ids)
+        try:
+            self._events.publish(encoded)
+        except PartlyPublished as exc:
+            raise EventsUnavailable(str(exc), exc.published, exc.not_published) from exc
         except KafkaUnavailable as exc:
-            raise EventsUnavailable(f"events not accepted: {exc}") from exc
+            raise EventsUnavailable(f"events not accepted: {exc}", [], [e.event_id for e in encoded]) from exc
+        return [e.event_id for e in encoded]

@@ -175,7 +175,7 @@ class StreamService:
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         try:
-            self._specs.publish([(source_id, spec)])
+            self._specs.publish_messages([(source_id, spec)])
         except KafkaUnavailable as exc:
             raise EventsUnavailable(f"the spec was not published: {exc}") from exc
         self.store.save_spec(source_id, version, spec)

@@ -25,6 +25,7 @@ from tda_ray.engine.params import Params, RunOptions
 from tda_ray.engine.registry import get_algorithm
 from tda_ray.engine.result import PersistenceResult
 from tda_ray.engine.rips import CancelToken, EngineCancelled, MemoryLimitError
+from tda_ray.service.jobs.admission import Admission
 from tda_ray.service.settings import Settings
 from tda_ray.service.store import Store
 from tda_ray.service.store.records import utcnow
@@ -45,6 +46,7 @@ class JobSpec:
     blob_key: str
     algorithm: str
     params: dict[str, Any]
+    memory_bytes: int | None = None  # reserved on the node; the engine's memory limit (None: the largest)
 
 
 class _Watcher(threading.Thread):
@@ -79,8 +81,15 @@ def _compute(
 ) -> tuple[PersistenceResult, tuple[int, ...]]:
     """The algorithm's result and the shape of the data it ran on (the whole cloud's)."""
     alg = get_algorithm(spec.algorithm)
-    options = RunOptions(n_threads=settings.engine_threads, memory_limit=settings.memory_limit_bytes)
+    admission = Admission(settings)
+    limit = spec.memory_bytes or admission.cap()
+    options = RunOptions(n_threads=settings.engine_threads, memory_limit=limit)
     if params.landmark_count() is not None:
+
+        def rips_memory(landmarks: Any) -> int:  # the Rips task on the landmarks reserves what they need
+            n, dim = landmarks.shape
+            return admission.reserve(alg, params, int(n), int(dim), landmarks)
+
         # This task reserves no CPU (it coordinates): the shards and the Rips task reserve their own.
         lm = run_landmark_rips(
             st.blobs.uri(spec.blob_key),
@@ -90,6 +99,7 @@ def _compute(
             progress=watcher.on_progress,
             cancel=token,
             rips_cpus=settings.job_cpus,
+            rips_memory=rips_memory,
         )
         return lm.result, (lm.sample.n_points, lm.sample.dim)
     with st.blobs.open(spec.blob_key) as fh:
@@ -117,6 +127,18 @@ def _failed(st: Store, spec: JobSpec, error: str) -> dict[str, Any]:
     return {"job_id": spec.job_id, "outcome": "failed"}
 
 
+def _requeue_with_more_memory(st: Store, settings: Settings, spec: JobSpec, exc: Exception) -> bool:
+    """The reduction needed more than the estimate's share: queue the job once more with the largest."""
+    larger = Admission(settings).cap()
+    exact = get_algorithm(spec.algorithm).parse(spec.params).landmark_count() is None
+    if spec.memory_bytes is None or spec.memory_bytes >= larger or not exact:
+        return False
+    if not st.requeue_with_memory(spec.job_id, spec.attempt, larger):
+        return False
+    log.info("job %s: %s; queued again reserving %d MiB", spec.job_id, exc, larger >> 20)
+    return True
+
+
 def _run(st: Store, settings: Settings, spec: JobSpec) -> dict[str, Any]:
     if not st.start_run(spec.job_id, spec.attempt, pid=os.getpid(), node=_node_id()):
         return {"job_id": spec.job_id, "outcome": "skipped"}  # cancelled or re-dispatched meanwhile
@@ -131,6 +153,8 @@ def _run(st: Store, settings: Settings, spec: JobSpec) -> dict[str, Any]:
     except EngineCancelled:
         return {"job_id": spec.job_id, "outcome": "cancelled"}  # whoever cancelled already wrote the status
     except MemoryLimitError as exc:
+        if _requeue_with_more_memory(st, settings, spec, exc):
+            return {"job_id": spec.job_id, "outcome": "requeued"}
         return _failed(st, spec, f"memory limit: {exc}")
     except ValueError as exc:
         return _failed(st, spec, f"invalid input: {exc}")
@@ -159,15 +183,18 @@ def _run(st: Store, settings: Settings, spec: JobSpec) -> dict[str, Any]:
 JobTask: Any = ray.remote(run_job)
 
 
-def job_task_options(settings: Settings, job_id: str, landmarks: bool) -> dict[str, Any]:
+def job_task_options(settings: Settings, job_id: str, landmarks: bool, memory_bytes: int) -> dict[str, Any]:
     """Ray options of a job's task.
 
     A landmark job's task only coordinates (Ray Data reads, shard actors, then a Rips task, each with its
-    own CPUs), so it reserves none: holding a CPU while it waits could starve its own shards.
+    own CPUs), so it reserves none: holding a CPU while it waits could starve its own shards.  Every task
+    reserves its memory (Ray's ``memory`` resource, README "Admission"): Ray starts it only where that
+    much is unreserved.
     """
     return {
         "name": f"tda-job-{job_id}",
         "num_cpus": 0 if landmarks else settings.job_cpus,
+        "memory": memory_bytes,
         "max_retries": settings.job_max_retries,  # re-run when the worker process or node dies
         "retry_exceptions": False,  # an exception is a verdict about the input, not bad luck
     }

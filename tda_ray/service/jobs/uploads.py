@@ -20,7 +20,7 @@ from typing import Any
 from pyarrow import ArrowException
 
 from tda_ray.io.arrays import FloatArray
-from tda_ray.io.blocks import iter_file_blocks, probe_file
+from tda_ray.io.blocks import iter_file_blocks, parquet_decoded_bytes, probe_file
 from tda_ray.io.concat import ConcatenatedFile
 from tda_ray.io.formats import PICKLE_MAGIC, sniff_binary
 from tda_ray.service.jobs.errors import Conflict, InvalidRequest, PayloadTooLarge
@@ -32,6 +32,8 @@ __all__ = ["MAX_UPLOAD_PARTS", "StreamedUpload", "UploadService"]
 log = logging.getLogger("tda_ray.jobs")
 
 MAX_UPLOAD_PARTS = 100_000
+# Below this, a cloud may decode to any multiple of its upload (a tiny file of a few points).
+DECODE_RATIO_FLOOR_BYTES = 64 * 1024 * 1024
 # Whatever fails while decoding uploaded bytes is a verdict on them (422), not a server fault.
 UNDECODABLE = (ValueError, TypeError, ArrowException)
 # Completions touch their session at least this often (seconds), so that a dead replica's is reopened.
@@ -102,14 +104,17 @@ class UploadService:
         try:
             fmt = binary_format(upload.head, expected)
             with self.store.blobs.open(upload.key) as fh:
-                return self._store_cloud(fh, fmt, name)
+                return self._store_cloud(fh, fmt, name, size=upload.size)
         finally:
             self.store.blobs.delete(upload.key)
 
-    def _store_cloud(self, fh: Any, fmt: str, name: str | None, touch: str | None = None) -> PointCloudRecord:
+    def _store_cloud(
+        self, fh: Any, fmt: str, name: str | None, size: int, touch: str | None = None
+    ) -> PointCloudRecord:
         source = f"uploaded {fmt}"
         try:
             info = probe_file(fh, fmt, source)
+            decoded = max(info.n_points * info.dim * 8, parquet_decoded_bytes(fh, source) if fmt == "parquet" else 0)
         except UNDECODABLE as exc:
             raise InvalidRequest(str(exc)) from exc
         if info.n_points == 0 or info.dim == 0:
@@ -117,6 +122,12 @@ class UploadService:
         if info.n_points > self.settings.max_stream_points:
             limit = self.settings.max_stream_points
             raise PayloadTooLarge(f"point cloud has {info.n_points} points; the limit is {limit}")
+        ratio = self.settings.max_decoded_ratio
+        if decoded > max(DECODE_RATIO_FLOOR_BYTES, ratio * size):
+            raise PayloadTooLarge(
+                f"the {size}-byte upload decodes to {decoded} bytes ({decoded / max(size, 1):.0f} times its size); "
+                f"the limit is {ratio:g} times (TDA_MAX_DECODED_RATIO)"
+            )
         blocks = iter_file_blocks(fh, fmt, source)
         if touch is not None:
             blocks = self._touching(blocks, touch)
@@ -207,7 +218,7 @@ class UploadService:
             with blobs.open(keys[0]) as first:
                 fmt = binary_format(first.read(16), None)
             with ConcatenatedFile(parts) as fh:
-                pc = self._store_cloud(fh, fmt, rec.name, touch=rec.id)
+                pc = self._store_cloud(fh, fmt, rec.name, size=sum(sizes.values()), touch=rec.id)
         except BaseException as exc:
             # Still open: the client may replace a bad part and complete again, or abort.
             why = str(exc) if isinstance(exc, (InvalidRequest, PayloadTooLarge)) else f"{type(exc).__name__}: {exc}"

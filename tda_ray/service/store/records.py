@@ -18,6 +18,9 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Claim",
     "Conflict",
+    "IdempotencyMismatch",
+    "IdempotentAnswer",
+    "InProgress",
     "JobRecord",
     "JobStatus",
     "NotFound",
@@ -61,6 +64,14 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     """The request does not fit the record's current state (e.g. cancelling a finished job)."""
+
+
+class InProgress(Conflict):
+    """The first request with an idempotency key is still running (HTTP 409 with Retry-After)."""
+
+
+class IdempotencyMismatch(ValueError):
+    """An idempotency key presented with a request other than the one it was first used with."""
 
 
 def new_id() -> str:
@@ -125,6 +136,7 @@ class JobRecord:
     dispatcher: str | None
     worker_pid: int | None
     worker_node: str | None
+    memory_bytes: int | None = None  # reserved on its node (None: rows of older versions)
 
     @property
     def finished(self) -> bool:
@@ -159,3 +171,12 @@ class Claim:
     algorithm: str
     params: dict[str, Any]
     blob_key: str  # where the job's cloud is stored
+    memory_bytes: int | None = None  # what the job reserves on its node (None: rows of older versions)
+
+
+@dataclass(frozen=True)
+class IdempotentAnswer:
+    """The stored answer of a request made with an idempotency key."""
+
+    status_code: int
+    body: str  # JSON

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from tda_ray.io.npy import npy_bytes, npy_header_bytes
+from tda_ray.service.store.idempotency import IdempotencyKeys
 from tda_ray.service.store.records import (
     ACTIVE_STATUSES,
     Claim,
@@ -68,10 +69,11 @@ def _job_record(row: Any) -> JobRecord:
         dispatcher=row.dispatcher,
         worker_pid=row.worker_pid,
         worker_node=row.worker_node,
+        memory_bytes=row.memory_bytes,
     )
 
 
-class Store(UploadSessions, StreamRecords):
+class Store(UploadSessions, StreamRecords, IdempotencyKeys):
     """Job store: SQL records plus blobs.  Safe to use from many processes at once.
 
     Each owner (the ingress' job service, the dispatcher, the Kafka sink, a job task) holds its own
@@ -171,7 +173,9 @@ class Store(UploadSessions, StreamRecords):
         return np.asarray(arr, dtype=np.float64)
 
     # --- jobs: API side ------------------------------------------------------
-    def create_job(self, pointcloud_id: str, algorithm: str, params: dict[str, Any]) -> JobRecord:
+    def create_job(
+        self, pointcloud_id: str, algorithm: str, params: dict[str, Any], memory_bytes: int | None = None
+    ) -> JobRecord:
         self.get_pointcloud(pointcloud_id)
         now = utcnow()
         job_id = new_id()
@@ -188,6 +192,7 @@ class Store(UploadSessions, StreamRecords):
                     updated_at=now,
                     attempt=0,
                     runs=0,
+                    memory_bytes=memory_bytes,
                 )
             )
         return self.get_job(job_id)
@@ -272,13 +277,26 @@ class Store(UploadSessions, StreamRecords):
                     continue  # someone else got it, or it was cancelled
                 row = conn.execute(
                     sa.select(
-                        jobs.c.attempt, jobs.c.pointcloud_id, jobs.c.algorithm, jobs.c.params, pointclouds.c.blob_key
+                        jobs.c.attempt,
+                        jobs.c.pointcloud_id,
+                        jobs.c.algorithm,
+                        jobs.c.params,
+                        jobs.c.memory_bytes,
+                        pointclouds.c.blob_key,
                     )
                     .join(pointclouds, pointclouds.c.id == jobs.c.pointcloud_id)
                     .where(jobs.c.id == job_id)
                 ).one()
             claims.append(
-                Claim(job_id, row.attempt, row.pointcloud_id, row.algorithm, dict(row.params), str(row.blob_key))
+                Claim(
+                    job_id,
+                    row.attempt,
+                    row.pointcloud_id,
+                    row.algorithm,
+                    dict(row.params),
+                    str(row.blob_key),
+                    row.memory_bytes,
+                )
             )
         return claims
 
@@ -361,6 +379,23 @@ class Store(UploadSessions, StreamRecords):
             self.blobs.delete(blob_key)
             return False
         return True
+
+    def requeue_with_memory(self, job_id: str, attempt: int, memory_bytes: int) -> bool:
+        """Queue a running job again with a larger reservation (its engine ran out of the first one)."""
+        with self._write() as conn:
+            res = conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == JobStatus.RUNNING.value)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    dispatcher=None,
+                    progress=0.0,
+                    started_at=None,
+                    memory_bytes=memory_bytes,
+                    updated_at=utcnow(),
+                )
+            )
+            return res.rowcount == 1
 
     def finish_failure(self, job_id: str, attempt: int, error: str) -> bool:
         now = utcnow()

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 __all__ = [
+    "idempotency",
     "jobs",
     "metadata",
     "migrate",
@@ -87,6 +88,9 @@ jobs = sa.Table(
     sa.Column("dispatcher", sa.String(64), nullable=True),
     sa.Column("worker_pid", sa.Integer, nullable=True),
     sa.Column("worker_node", sa.String(64), nullable=True),
+    # Memory the job reserves on its node (Ray's `memory` resource) and its engine may use; NULL: rows of
+    # older versions (dispatched with the largest reservation).
+    sa.Column("memory_bytes", sa.BigInteger, nullable=True),
 )
 
 results = sa.Table(
@@ -137,12 +141,35 @@ stream_scores = sa.Table(
 )
 
 
+# Idempotency keys of POST requests: the first answer, replayed for a retry with the same key.  A row is
+# `pending` while its request runs (a concurrent duplicate gets 409), `done` with the answer afterwards.
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),  # the operation, e.g. "POST /v1/jobs"
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of the request it was first used with
+    sa.Column("state", sa.String(16), nullable=False),  # pending | done
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),  # the JSON answer
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Columns added since the first release: (table, column, SQL type).
+ADDED_COLUMNS = [
+    ("outbox", "message", "JSON"),
+    ("uploads", "error", "TEXT"),
+    ("jobs", "memory_bytes", "BIGINT"),
+]
+
+
 def migrate(engine: Engine) -> None:
-    """Bring a database made by an older version up to this schema (columns and indexes added since)."""
-    added = {"outbox": ("message", "JSON"), "uploads": ("error", "TEXT")}
+    """Bring a database made by an older version up to this schema (tables, columns and indexes added since)."""
+    metadata.create_all(engine, tables=[idempotency, stream_specs, stream_scores])
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
-        for table, (column, kind) in added.items():
+        for table, column, kind in ADDED_COLUMNS:
             if column not in {c["name"] for c in inspector.get_columns(table)}:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         # create_all makes no index on a table that exists already.

@@ -1,12 +1,19 @@
-"""Publishing to Kafka and waiting for the acknowledgement: raw data events (``POST /v1/events`` ->
-``raw_data_events``) and stream specs (``PUT /v1/streams/{id}`` -> the compacted ``tda_stream_specs``),
-both keyed by ``source_id``."""
+"""Publishing to Kafka and waiting for the acknowledgement, keyed by ``source_id``: raw data events
+(``POST /v1/events`` -> ``raw_data_events``) and stream specs (``PUT /v1/streams/{id}`` -> the compacted
+``tda_stream_specs``).
+
+A batch is encoded and checked against its size limits before anything is sent (:func:`encode_events`), so a
+batch Kafka could not take is refused whole.  Kafka has no all-or-nothing write across partitions without
+transactions, so when it fails part-way the publisher says exactly which events it acknowledged
+(:class:`PartlyPublished`); the event ids make a retry safe for consumers that drop repeated ids.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,11 +23,66 @@ from tda_ray.service.settings import KafkaSettings
 from tda_ray.service.streaming import messages
 from tda_ray.service.streaming.kafka import KafkaUnavailable, make_producer, quiet_kafka_logs
 
-__all__ = ["KeyedPublisher", "RawEventPublisher"]
+__all__ = [
+    "EncodedEvent",
+    "EventsTooLarge",
+    "KeyedPublisher",
+    "PartlyPublished",
+    "RawEventPublisher",
+    "encode_events",
+]
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+class EventsTooLarge(ValueError):
+    """An event, or the batch, encodes to more bytes than its limit; nothing was sent."""
+
+
+class PartlyPublished(KafkaUnavailable):
+    """Kafka took some events of the batch and not the others (``published``/``not_published``: their ids)."""
+
+    def __init__(self, message: str, published: list[str], not_published: list[str]) -> None:
+        super().__init__(message)
+        self.published, self.not_published = published, not_published
+
+
+def encode_events(
+    events: Iterable[Mapping[str, Any]], max_event_bytes: int, max_batch_bytes: int, ids: list[str] | None = None
+) -> list[EncodedEvent]:
+    """The batch's Kafka messages (ids from the events, else ``ids``, else new UUIDs); EventsTooLarge if an
+    event or the whole batch is over its limit."""
+    received = datetime.now(timezone.utc)
+    out, total = [], 0
+    for i, event in enumerate(events):
+        given = dict(event)
+        if not given.get("event_id") and ids is not None:
+            given["event_id"] = ids[i]
+        msg = messages.build_raw_event(given, received_at=received)
+        value = messages.encode(msg)
+        if len(value) > max_event_bytes:
+            raise EventsTooLarge(
+                f"event {i} encodes to {len(value)} bytes, above the limit of {max_event_bytes} bytes per event "
+                "(TDA_EVENTS_MAX_EVENT_BYTES); nothing was published"
+            )
+        total += len(value)
+        if total > max_batch_bytes:
+            raise EventsTooLarge(
+                f"the batch encodes to more than {max_batch_bytes} bytes (limit TDA_EVENTS_MAX_REQUEST_BYTES, "
+                f"reached at event {i}); send it in smaller batches; nothing was published"
+            )
+        out.append(EncodedEvent(msg["event_id"], msg["source_id"].encode(), value))
+    return out
 
 
 class KeyedPublisher:
-    """One topic's publisher: every message acknowledged by Kafka (acks=all), or KafkaUnavailable.
+    """One topic's publisher: every message acknowledged by Kafka (acks=all), else KafkaUnavailable, or
+    PartlyPublished naming the messages that were.
 
     Owned by the job service of one ingress replica; the producer is made on first use.
     """
@@ -36,20 +98,44 @@ class KeyedPublisher:
             self._producer = make_producer(self.cfg, compression_type=None)
         return self._producer
 
-    def publish(self, keyed: Iterable[tuple[str, Mapping[str, Any]]], timeout_s: float = 10.0) -> None:
+    def publish_messages(self, keyed: Iterable[tuple[str, Mapping[str, Any]]], timeout_s: float = 10.0) -> None:
+        """Encode and publish ``(key, message)`` pairs (the message's id: its ``event_id`` or its key)."""
+        encoded = [EncodedEvent(str(m.get("event_id") or k), k.encode(), messages.encode(dict(m))) for k, m in keyed]
+        self.publish(encoded, timeout_s)
+
+    def publish(self, events: list[EncodedEvent], timeout_s: float = 10.0) -> None:
+        """Publish every event, keyed by source id: all acknowledged, KafkaUnavailable when none was, else
+        PartlyPublished naming the events that were."""
         with self._lock:  # one batch at a time keeps the failure handling simple
             producer = self._get()
-            try:
-                futures = [
-                    producer.send(self.topic, key=key.encode(), value=messages.encode(msg)) for key, msg in keyed
-                ]
+            futures: list[Any] = []
+            error: Exception | None = None
+            for e in events:
+                try:
+                    futures.append(producer.send(self.topic, key=e.key, value=e.value))
+                except Exception as exc:  # the rest is not sent; what was sent is still flushed and counted
+                    error = exc
+                    break
+            with contextlib.suppress(Exception):
                 producer.flush(timeout=timeout_s)
-                for f in futures:
-                    f.get(timeout=0)
-            except Exception as exc:
-                # Start over with a fresh producer: its idempotence state may be stale after a failure.
-                self._close()
-                raise KafkaUnavailable(f"Kafka did not accept the messages: {type(exc).__name__}: {exc}") from exc
+            published, failed = [], []
+            for i, e in enumerate(events):
+                try:
+                    if i >= len(futures):
+                        raise error or KafkaUnavailable("not sent")
+                    futures[i].get(timeout=0)
+                    published.append(e.event_id)
+                except Exception as exc:
+                    error = error or exc
+                    failed.append(e.event_id)
+            if not failed:
+                return
+            # Start over with a fresh producer: its idempotence state may be stale after a failure.
+            self._close()
+        why = f"Kafka did not accept {len(failed)} of {len(events)} events: {type(error).__name__}: {error}"
+        if not published:
+            raise KafkaUnavailable(why + "; none was published")
+        raise PartlyPublished(why + f"; {len(published)} were published", published, failed)
 
     def _close(self) -> None:
         if self._producer is not None:
@@ -63,14 +149,9 @@ class KeyedPublisher:
 
 
 class RawEventPublisher(KeyedPublisher):
-    """Validated events to raw_data_events."""
+    """Encoded events to raw_data_events.  A batch is at most ``max_batch_bytes`` (checked by
+    :func:`encode_events`), so it is flushed within the timeout."""
 
-    def __init__(self, cfg: KafkaSettings) -> None:
+    def __init__(self, cfg: KafkaSettings, max_batch_bytes: int) -> None:
         super().__init__(cfg, cfg.raw_topic)
-
-    def publish_events(self, events: Iterable[Mapping[str, Any]], timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        """Publish every event (already validated), keyed by source id; returns the messages sent."""
-        received = datetime.now(timezone.utc)
-        msgs = [messages.build_raw_event(e, received_at=received) for e in events]
-        self.publish(((m["source_id"], m) for m in msgs), timeout_s)
-        return msgs
+        self.max_batch_bytes = max_batch_bytes

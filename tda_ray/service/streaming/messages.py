@@ -71,7 +71,11 @@ def _iso(ts: datetime | str | None) -> str:
         ts = datetime.fromisoformat(ts)
     if ts.tzinfo is None:  # the job store keeps naive UTC timestamps
         ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        utc = ts.astimezone(timezone.utc)
+    except OverflowError:  # an offset that pushes the instant past year 1 or 9999
+        raise ValueError(f"{ts.isoformat()} is outside the representable range of UTC times") from None
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def _persistence(pair: list[float | None]) -> float:

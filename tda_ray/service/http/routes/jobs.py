@@ -7,13 +7,14 @@ import logging
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from tda_ray.engine.diagrams import to_json
 from tda_ray.service.http.deps import Auth, DispatcherDep, ServiceDep
+from tda_ray.service.http.idempotency import fingerprint, idempotent
 from tda_ray.service.http.models import RESULT_MODELS, JobIn, JobList, JobOut, JobStatus, ResultOut
-from tda_ray.service.http.openapi import JOB_LINKS, R401, R404, R409, R413, R422
+from tda_ray.service.http.openapi import IDEMPOTENCY, JOB_LINKS, R401, R404, R409, R413, R422
 from tda_ray.service.http.pictures import render_diagram
 from tda_ray.service.jobs import JobRecord
 
@@ -31,16 +32,25 @@ def job_out(job: JobRecord) -> JobOut:
     status_code=202,
     response_model=JobOut,
     operation_id="submit_job",
-    responses={202: {"links": JOB_LINKS}, **R401, **R404, **R413, **R422},
+    openapi_extra=IDEMPOTENCY,
+    responses={202: {"links": JOB_LINKS}, **R401, **R404, **R409, **R413, **R422},
 )
-def submit_job(job: JobIn, service: ServiceDep, dispatcher: DispatcherDep) -> JobOut:
-    """Queue a job; it runs as a Ray task. Poll GET /v1/jobs/{id} (``?wait=`` long-polls)."""
-    rec = service.submit(job.pointcloud_id, job.algorithm, job.params)
-    try:
-        dispatcher.notify()
-    except Exception:  # the job is durable; the dispatcher's periodic scan picks it up
-        log.warning("could not notify the dispatcher", exc_info=True)
-    return job_out(rec)
+async def submit_job(job: JobIn, request: Request, service: ServiceDep, dispatcher: DispatcherDep) -> Response:
+    """Queue a job; it runs as a Ray task. Poll GET /v1/jobs/{id} (``?wait=`` long-polls).
+
+    Work that can never fit the memory a job may reserve is refused here (422); an admitted job reserves its
+    estimate on its node and waits for room.
+    """
+
+    async def run() -> tuple[int, Any]:
+        rec = await run_in_threadpool(service.submit, job.pointcloud_id, job.algorithm, job.params)
+        try:
+            dispatcher.notify()
+        except Exception:  # the job is durable; the dispatcher's periodic scan picks it up
+            log.warning("could not notify the dispatcher", exc_info=True)
+        return 202, job_out(rec)
+
+    return await idempotent(request, service, lambda: fingerprint(job.model_dump_json()), run)
 
 
 @router.get("/v1/jobs", response_model=JobList, operation_id="list_jobs", responses={**R401, **R422})

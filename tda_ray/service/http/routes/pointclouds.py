@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
@@ -13,9 +13,10 @@ from starlette.datastructures import UploadFile
 
 from tda_ray.io.formats import BINARY_FORMATS, detect_format
 from tda_ray.service.http.deps import Auth, ServiceDep
-from tda_ray.service.http.middleware import STREAM_TYPES, BodyTooLarge
+from tda_ray.service.http.idempotency import fingerprint, idempotent
+from tda_ray.service.http.middleware import STREAM_TYPES, BodyTimeout, BodyTooLarge
 from tda_ray.service.http.models import PointCloudIn, PointCloudList, PointCloudOut
-from tda_ray.service.http.openapi import PC_LINKS, R401, R404, R413, R415, R422, UPLOAD_BODY
+from tda_ray.service.http.openapi import IDEMPOTENCY, PC_LINKS, R401, R404, R409, R413, R415, R422, UPLOAD_BODY
 from tda_ray.service.jobs import InvalidRequest, PayloadTooLarge, PointCloudRecord
 from tda_ray.service.jobs.service import JobService
 
@@ -60,8 +61,7 @@ async def stream_upload(
     return await run_in_threadpool(service.uploads.finish, up, name, expected)
 
 
-async def _json_upload(service: JobService, request: Request, name: str | None) -> PointCloudRecord:
-    body = await request.body()
+async def _json_upload(service: JobService, body: bytes, name: str | None) -> PointCloudRecord:
     try:
         parsed = _POINTS.validate_json(body)
     except ValidationError as exc:
@@ -79,7 +79,7 @@ async def _json_upload(service: JobService, request: Request, name: str | None) 
 async def _multipart_upload(service: JobService, request: Request, name: str | None) -> PointCloudRecord:
     try:
         form = await request.form(max_files=1, max_fields=4)
-    except (HTTPException, BodyTooLarge):
+    except (HTTPException, BodyTooLarge, BodyTimeout):
         raise
     except Exception as exc:  # malformed multipart framing
         raise InvalidRequest(f"malformed multipart body: {exc}") from exc
@@ -109,33 +109,42 @@ async def _multipart_upload(service: JobService, request: Request, name: str | N
     status_code=201,
     response_model=PointCloudOut,
     operation_id="upload_pointcloud",
-    openapi_extra=UPLOAD_BODY,
-    responses={201: {"links": PC_LINKS}, **R401, **R413, **R415, **R422},
+    openapi_extra={**UPLOAD_BODY, **IDEMPOTENCY},
+    responses={201: {"links": PC_LINKS}, **R401, **R409, **R413, **R415, **R422},
 )
 async def upload_pointcloud(
     request: Request,
     service: ServiceDep,
     name: Annotated[str | None, Query(max_length=200, description="Name of a streamed .npy/Parquet body")] = None,
-) -> PointCloudOut:
+) -> Response:
     """Upload a point cloud: JSON ``{"points": [...]}``, a multipart ``file``, or a raw .npy/Parquet body.
 
     .npy and Parquet (raw bodies, or multipart files) are written to storage as they arrive and checked
-    block by block, so clouds far larger than the ingress' memory can be uploaded for landmark jobs.
+    block by block, so clouds far larger than the ingress' memory can be uploaded for landmark jobs.  Under
+    an Idempotency-Key a streamed body is identified by its type, length and name, a JSON body by its bytes.
     """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        rec = await _json_upload(service, request, name)
-    elif ctype in STREAM_TYPES:
-        rec = await stream_upload(service, _body_chunks(request), name, STREAM_TYPES[ctype])
-    elif ctype == "multipart/form-data":
-        rec = await _multipart_upload(service, request, name)
-    else:
+    if ctype not in ("application/json", "multipart/form-data", *STREAM_TYPES):
         raise HTTPException(
             415,
             f"send application/json, multipart/form-data, application/x-npy, application/vnd.apache.parquet "
             f"or application/octet-stream, not {ctype or 'no content type'}",
         )
-    return pointcloud_out(rec)
+    body = await request.body() if ctype == "application/json" else None
+
+    async def run() -> tuple[int, Any]:
+        if ctype == "application/json":
+            rec = await _json_upload(service, body or b"", name)
+        elif ctype in STREAM_TYPES:
+            rec = await stream_upload(service, _body_chunks(request), name, STREAM_TYPES[ctype])
+        else:
+            rec = await _multipart_upload(service, request, name)
+        return 201, pointcloud_out(rec)
+
+    def request_fingerprint() -> str:
+        return fingerprint(ctype, body, request.headers.get("content-length"), name)
+
+    return await idempotent(request, service, request_fingerprint, run)
 
 
 @router.get(
