@@ -38,3 +38,19 @@ def rips_from_lower_distances(
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]: ...
+
+class CubicalConstruction:
+    vertex: CubicalConstruction
+    top_cell: CubicalConstruction
+
+def cubical_estimate_bytes(shape: list[int], construction: CubicalConstruction) -> int: ...
+def cubical_persistence(
+    image: npt.NDArray[np.float64],
+    maxdim: int,
+    construction: CubicalConstruction,
+    threshold: float,
+    n_threads: int,
+    memory_limit: int,
+    progress: Callable[[float], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]: ...

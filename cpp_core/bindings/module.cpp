@@ -2,6 +2,7 @@
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <atomic>
 #include <memory>
@@ -133,6 +134,9 @@ PYBIND11_MODULE(_core, m) {
   py::enum_<tda::CubicalConstruction>(m, "CubicalConstruction", "Which cells the pixels of an image become.")
       .value("vertex", tda::CubicalConstruction::vertex, "V: pixels are vertices")
       .value("top_cell", tda::CubicalConstruction::top_cell, "T: pixels are top cells");
+
+  m.def("cubical_estimate_bytes", &tda::cubical_estimate_bytes, py::arg("shape"), py::arg("construction"),
+        "Bytes a cubical run of an image of this shape holds before its reduced columns grow.");
 
   m.def(
       "cubical_persistence",

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "cubical_persistence.hpp"
 #include "tda/api.hpp"
@@ -84,21 +85,6 @@ void validate(const double* values, const std::vector<index_t>& shape, const Cub
       throw InputError("the image has a non-finite value at flat index " + std::to_string(i));
 }
 
-// Bytes of the largest structures held at once, before any work: the ranks
-// (order and rank of each pixel), the clearing flags, the sort's scratch or
-// the union-find of the largest stage.
-std::size_t estimate_bytes(const std::vector<index_t>& shape, const CubicalRequest& r) {
-  double pixels = 1, cells_per_pixel = 1;
-  for (index_t n : shape) {
-    pixels *= double(n);
-    cells_per_pixel *= r.construction == CubicalConstruction::vertex ? 1.0 : double(n + 1) / double(n);
-  }
-  const double ranks = pixels * (sizeof(index_t) + sizeof(double) + sizeof(rank_t));
-  const double sort = 2 * pixels * 16;
-  const double union_find = pixels * cells_per_pixel * (sizeof(std::uint32_t) + sizeof(std::uint64_t));
-  return static_cast<std::size_t>(ranks + std::max(sort, pixels * sizeof(std::uint32_t) + union_find));
-}
-
 template <int D, CubicalConstruction C>
 std::vector<std::vector<PixelPair>> run(const double* values, const std::vector<index_t>& shape,
                                         const CubicalRequest& request, Monitor& monitor, MemoryBudget& budget) {
@@ -131,16 +117,34 @@ std::vector<std::vector<PixelPair>> run(const double* values, const std::vector<
 
 }  // namespace
 
+// Bytes of the structures a run holds at once, before any work: per pixel,
+// the ranks on the padded grid, the order, the sorted values and the star
+// and clearing masks; then the larger of the sort's scratch and the
+// union-find arrays (with, for a volume, the table of pivots of dimension 1).
+// The reduced columns of dimension 1 are charged as they grow.
+std::size_t cubical_estimate_bytes(const std::vector<index_t>& shape, CubicalConstruction) {
+  double pixels = 1, padded = 1;
+  for (index_t n : shape) pixels *= double(n), padded *= double(n + 2);
+  const double ranks = padded * sizeof(rank_t) + pixels * (sizeof(index_t) + sizeof(double) + 3 * sizeof(std::uint32_t));
+  const double sort = pixels * (2 * 16 + sizeof(pixel_t));
+  double union_find = padded * (sizeof(std::uint32_t) + sizeof(std::uint64_t));
+  if (shape.size() == 3) union_find += padded * 3 * sizeof(std::uint32_t);
+  return static_cast<std::size_t>(ranks + std::max(sort, union_find));
+}
+
 CubicalResult cubical_persistence(const double* values, const std::vector<index_t>& shape,
                                   const CubicalRequest& request, Monitor& monitor) {
   validate(values, shape, request);
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
   CubicalResult result;
-  result.estimated_bytes = estimate_bytes(shape, request);
-  if (result.estimated_bytes > budget.limit())
-    throw MemoryLimitExceeded("the image of " + std::to_string(shape.size()) + " axes needs about " +
+  result.estimated_bytes = cubical_estimate_bytes(shape, request.construction);
+  if (result.estimated_bytes > budget.limit()) {
+    std::string dims;
+    for (index_t n : shape) dims += (dims.empty() ? "" : " x ") + std::to_string(n);
+    throw MemoryLimitExceeded("the cubical complex of a " + dims + " image needs about " +
                               mib(double(result.estimated_bytes)) + ", above the memory limit of " +
                               mib(double(budget.limit())) + "; crop or downsample it");
+  }
   result.pairs = shape.size() == 2 ? run<2>(values, shape, request, monitor, budget)
                                    : run<3>(values, shape, request, monitor, budget);
   result.pairs.resize(request.maxdim + 1);

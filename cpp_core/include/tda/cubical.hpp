@@ -40,6 +40,9 @@ struct CubicalResult {
   std::size_t estimated_bytes = 0;
 };
 
+// Bytes a run holds before its reduced columns grow (the up-front refusal).
+std::size_t cubical_estimate_bytes(const std::vector<index_t>& shape, CubicalConstruction construction);
+
 // values: the image, row-major, of the given shape (2 or 3 axes).
 CubicalResult cubical_persistence(const double* values, const std::vector<index_t>& shape,
                                   const CubicalRequest& request, Monitor& monitor);
