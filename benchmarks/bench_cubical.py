@@ -65,7 +65,6 @@ def _status_kib(key: str) -> int:
 
 def _compute(engine: str, case: Case, a: Any) -> list[Any]:
     """Per dimension, the (birth, death) pairs of non-zero length (deaths of essential classes inf)."""
-
     d = len(case.shape)
     if engine in OURS:
         from tda_ray import cubical_persistence

@@ -1,8 +1,4 @@
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <ctime>
 
 #include "cubical_persistence.hpp"
 
@@ -158,7 +154,15 @@ template <int D, Construction C>
 int CubicalPersistence<D, C>::boundary(Cell x, Entry* out) const {
   int n = 0;
   f_.for_each_facet(x, [&](Cell y) { out[n++] = Entry{f_.key(y), y}; });
-  std::sort(out, out + n);
+  if (n == 4) {
+    // A square's four edges: a sorting network of five exchanges.
+    auto order = [&](int i, int j) {
+      if (out[j] < out[i]) std::swap(out[i], out[j]);
+    };
+    order(0, 1), order(2, 3), order(0, 2), order(1, 3), order(1, 2);
+  } else {
+    std::sort(out, out + n);
+  }
   return n;
 }
 
@@ -182,18 +186,12 @@ Entry CubicalPersistence<D, C>::latest_facet(Cell x) const {
   return best;
 }
 
-template <int D, Construction C>
-Entry CubicalPersistence<D, C>::apparent_cofacet(const Entry& cell) const {
-  const Entry cofacet = earliest_cofacet(cell.cell);
-  if (cofacet.key != kInfinity && latest_facet(cofacet.cell).key == cell.key) return cofacet;
-  return Entry{kInfinity, cell.cell};
-}
-
 // The squares that need a column: not cleared (those paired with a cube by
 // the dual computation are positive) and not in an apparent pair (a square
-// that is the earliest cofacet of its latest facet is paired with it). Both
-// tests are local, so the pixels are visited in memory order, in parallel;
-// the columns are then sorted into filtration order.
+// that is the earliest cofacet of its latest facet is paired with it; the
+// pair is recorded in edges_). Both tests are local, so the pixels are
+// visited in memory order, in parallel; the columns are then sorted into
+// filtration order.
 template <int D, Construction C>
 std::vector<key_t> CubicalPersistence<D, C>::assemble_columns() {
   const index_t size = f_.padded_size();
@@ -212,10 +210,16 @@ std::vector<key_t> CubicalPersistence<D, C>::assemble_columns() {
         if (r >= f_.present()) continue;  // padding, or above the threshold
         for (int code : f_.star_codes(2)) {
           if (!f_.in_star(r, code) || (paired_[r] >> code & 1)) continue;
-          const key_t square = Filtration::make_key(r, 2, code);
-          const Entry pivot = latest_facet(f_.at(p, code));
-          if (earliest_cofacet(pivot.cell).key == square) continue;
-          found[t].push_back(square);
+          // Apparent pairs share their generator (the earliest cofacet of an edge outside the star is later
+          // than those inside), so the star mask decides.
+          const int facet = f_.latest_star_facet(r, code);
+          if (facet >= 0 && f_.earliest_star_cofacet(r, facet) == code) {
+            const Cell edge = f_.at(p, facet), square = f_.at(p, code);
+            const int axis = __builtin_ctz(unsigned(square.parity() ^ edge.parity()));
+            edges_.set_apparent(edge_index(edge), axis, square.anchor() == edge.anchor());
+            continue;
+          }
+          found[t].push_back(Filtration::make_key(r, 2, code));
         }
       }
     }
@@ -231,7 +235,6 @@ std::vector<key_t> CubicalPersistence<D, C>::assemble_columns() {
     std::vector<key_t>().swap(part);
   }
   std::sort(columns.begin(), columns.end());
-  if (getenv("CUB_TIMING")) fprintf(stderr, "columns %zu\n", columns.size());
   return columns;
 }
 
@@ -242,15 +245,13 @@ std::vector<key_t> CubicalPersistence<D, C>::assemble_columns() {
 // one costs no recomputation of boundaries.
 template <int D, Construction C>
 void CubicalPersistence<D, C>::compute_dim_1_of_volume(Diagram& diagram, Diagram* top_diagram) {
+  budget_.charge(f_.padded_size() * D * sizeof(std::uint32_t), "the pivots of dimension 1");
+  edges_.reset(f_.padded_size() * D);
   const std::vector<key_t> columns = assemble_columns();
-  const std::size_t table = f_.padded_size() * D * sizeof(ColumnStore::Offset);
-  budget_.charge(table, "the pivots of dimension 1");
-  pivot_column_.assign(f_.padded_size() * D, ColumnStore::kNone);
   std::size_t charged = 0;
   WorkingBoundary working;
   std::array<Entry, 2 * D> facets;
   const double total = std::max<double>(1, columns.size());
-  std::size_t n_emergent = 0, n_adds = 0, n_app_adds = 0, n_pushes = 0, n_stored = 0;
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (i % kPollEvery == 0) {
       monitor_.poll(progress(2, 0.3 + 0.7 * (i / total)));
@@ -261,10 +262,9 @@ void CubicalPersistence<D, C>::compute_dim_1_of_volume(Diagram& diagram, Diagram
     const int n = boundary(f_.cell(square), facets.data());
     const Entry& last = facets[n - 1];
     // Emergent pair: the latest facet is no other column's pivot, so the column is reduced already.
-    if (pivot_column_[edge_index(last.cell)] == ColumnStore::kNone && apparent_cofacet(last).key == kInfinity) {
-      pivot_column_[edge_index(last.cell)] = reduced_.add(facets.data(), facets.data() + n);
+    if (edges_[edge_index(last.cell)] == EdgeStates::kNone) {
+      edges_.set_column(edge_index(last.cell), reduced_.add(facets.data(), facets.data() + n));
       pair(diagram, last.key, square);
-      ++n_emergent;
       continue;
     }
     working.assign(facets.data(), facets.data() + n);
@@ -276,31 +276,25 @@ void CubicalPersistence<D, C>::compute_dim_1_of_volume(Diagram& diagram, Diagram
         break;
       }
       const index_t slot = edge_index(pivot->cell);
-      if (const ColumnStore::Offset owner = pivot_column_[slot]; owner != ColumnStore::kNone) {
-        ++n_adds;
-        n_pushes += reduced_.end(owner) - reduced_.begin(owner);
-        working.add(reduced_.begin(owner), reduced_.end(owner));
+      const std::uint32_t state = edges_[slot];
+      if (state == EdgeStates::kNone) {
+        pair(diagram, pivot->key, square);
+        edges_.set_column(slot, reduced_.add(working.begin(), working.end()));
+        break;
+      }
+      if (EdgeStates::is_column(state)) {
+        working.add(reduced_.begin(state), reduced_.end(state));
         continue;
       }
-      const Entry cofacet = apparent_cofacet(*pivot);
-      if (cofacet.key != kInfinity) {
-        // An apparent column is its own unreduced boundary.
-        ++n_app_adds;
-        const int m = boundary(cofacet.cell, facets.data());
-        working.add(facets.data(), facets.data() + m);
-        continue;
-      }
-      pair(diagram, pivot->key, square);
-      n_stored += working.entries().size();
-      pivot_column_[slot] = reduced_.add(working.entries().begin(), working.entries().end());
-      break;
+      // An apparent column is its own unreduced boundary.
+      const int axis = EdgeStates::apparent_axis(state);
+      const Cell partner = pivot->cell.moved(EdgeStates::apparent_side(state) ? 0 : -f_.stride(axis), axis);
+      const int m = boundary(partner, facets.data());
+      working.add(facets.data(), facets.data() + m);
     }
   }
   budget_.release(columns.capacity() * sizeof(key_t));
   if (f_.present() < f_.pixels()) essential_edges(diagram);
-  if (getenv("CUB_TIMING"))
-    fprintf(stderr, "emergent %zu adds %zu apparent adds %zu pushes %zu stored %zu\n", n_emergent, n_adds, n_app_adds,
-            n_pushes, n_stored);
 }
 
 // Below the threshold, the edges that start a cycle (not merging two
@@ -312,10 +306,7 @@ void CubicalPersistence<D, C>::essential_edges(Diagram& diagram) {
     const index_t p = f_.anchor_of_rank(r);
     for (int code : f_.star_codes(1)) {
       if (!f_.in_star(r, code) || (merged_[r] >> code & 1)) continue;
-      const Entry edge{Filtration::make_key(r, 1, code), f_.at(p, code)};
-      if (pivot_column_[edge_index(edge.cell)] != ColumnStore::kNone || apparent_cofacet(edge).key != kInfinity)
-        continue;
-      essential(diagram, edge.key);
+      if (edges_[edge_index(f_.at(p, code))] == EdgeStates::kNone) essential(diagram, Filtration::make_key(r, 1, code));
     }
   }
 }
@@ -324,28 +315,14 @@ template <int D, Construction C>
 std::vector<typename CubicalPersistence<D, C>::Diagram> CubicalPersistence<D, C>::compute() {
   const index_t top = std::min<index_t>(maxdim_, D - 1);
   std::vector<Diagram> diagrams(top + 1);
-  auto cpu = [] {
-    timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-  };
-  double t0 = cpu();
-  auto lap = [&](const char* what) {
-    double t1 = cpu();
-    if (getenv("CUB_TIMING")) fprintf(stderr, "%s %.3f\n", what, t1 - t0);
-    t0 = t1;
-  };
   compute_dim_0(diagrams[0]);
-  lap("dim0");
   if (D == 2 && top == 1) compute_top_dim(diagrams[1]);
   if (D == 3 && top >= 1) {
     // The pairs of dimension 2 clear the columns of dimension 1 even when they are not asked for.
     Diagram scratch;
     compute_top_dim(top == 2 ? diagrams[2] : scratch);
-    lap("top");
     compute_dim_1_of_volume(diagrams[1], top == 2 ? &diagrams[2] : nullptr);
   }
-  lap("dim1");
   monitor_.report(1.0);
   return diagrams;
 }

@@ -125,7 +125,8 @@ std::vector<std::vector<PixelPair>> run(const double* values, const std::vector<
 std::size_t cubical_estimate_bytes(const std::vector<index_t>& shape, CubicalConstruction) {
   double pixels = 1, padded = 1;
   for (index_t n : shape) pixels *= double(n), padded *= double(n + 2);
-  const double ranks = padded * sizeof(rank_t) + pixels * (sizeof(index_t) + sizeof(double) + 3 * sizeof(std::uint32_t));
+  const double ranks =
+      padded * sizeof(rank_t) + pixels * (sizeof(index_t) + sizeof(double) + 3 * sizeof(std::uint32_t));
   const double sort = pixels * (2 * 16 + sizeof(pixel_t));
   double union_find = padded * (sizeof(std::uint32_t) + sizeof(std::uint64_t));
   if (shape.size() == 3) union_find += padded * 3 * sizeof(std::uint32_t);

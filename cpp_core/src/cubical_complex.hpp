@@ -130,13 +130,17 @@ class CubicalFiltration {
   key_t key(Cell c) const {
     const Pattern& pattern = patterns_[c.parity()];
     const rank_t* at = rank_.data() + c.anchor();
-    rank_t best = at[pattern.pixel_offset[0]];
-    int which = 0;
-    for (int j = 1; j < pattern.n_pixels; ++j) {
-      const rank_t r = at[pattern.pixel_offset[j]];
-      if (kVertex ? r > best : r < best) best = r, which = j;
+    // Unrolled by the number of pixels (1, 2, 4 or 8 in a volume).
+    switch (pattern.n_pixels) {
+      case 1:
+        return make_key(at[pattern.pixel_offset[0]], pattern.dim, pattern.code[0]);
+      case 2:
+        return best_of<2>(pattern, at);
+      case 4:
+        return best_of<4>(pattern, at);
+      default:
+        return best_of<(D == 3 ? 8 : 4)>(pattern, at);
     }
-    return make_key(best, pattern.dim, pattern.code[which]);
   }
   // The cell of a key (which must be in the complex).
   Cell cell(key_t k) const { return at(padded_order_[rank_of_key(k)], code_of_key(k)); }
@@ -148,6 +152,23 @@ class CubicalFiltration {
   bool in_star(rank_t r, int code) const { return (star_[r] & need_[code]) == need_[code]; }
   // Offset codes of the cells of one dimension around a generator, ascending.
   const std::vector<int>& star_codes(int dim) const { return star_codes_[dim]; }
+
+  // Within the star of one pixel keys are ordered by offset code, and the
+  // facets (cofacets) of a star cell outside the star are earlier (later)
+  // than those inside: V, they lack the pixel (have a later vertex); T, they
+  // have an earlier top cell (lack the pixel). So the latest facet and the
+  // earliest cofacet of a star cell, when in the star, are found from the
+  // star mask alone. Returns the code, or -1 when no such cell is in the star.
+  int latest_star_facet(rank_t r, int code) const {
+    for (int j = n_star_facets_[code]; j-- > 0;)
+      if (in_star(r, star_facets_[code][j])) return star_facets_[code][j];
+    return -1;
+  }
+  int earliest_star_cofacet(rank_t r, int code) const {
+    for (int j = 0; j < n_star_cofacets_[code]; ++j)
+      if (in_star(r, star_cofacets_[code][j])) return star_cofacets_[code][j];
+    return -1;
+  }
 
   // Facets: for each odd axis, x_i - 1 and x_i + 1. Cofacets: for each even
   // axis, x_i - 1 and x_i + 1 (possibly outside the complex: check the key).
@@ -197,6 +218,17 @@ class CubicalFiltration {
     }
   }
 
+  template <int N>
+  static key_t best_of(const Pattern& pattern, const rank_t* at) {
+    rank_t best = at[pattern.pixel_offset[0]];
+    int which = 0;
+    for (int j = 1; j < N; ++j) {
+      const rank_t r = at[pattern.pixel_offset[j]];
+      if (kVertex ? r > best : r < best) best = r, which = j;
+    }
+    return make_key(best, pattern.dim, pattern.code[which]);
+  }
+
   index_t padded_of_flat(index_t flat) const {
     index_t padded = 0;
     for (int i = 0; i < D; ++i) {
@@ -241,6 +273,20 @@ class CubicalFiltration {
       }
       neighbor_offset_[code] = neighbor;
       anchor_offset_[code] = anchor;
+      // The star cells one dimension down or up from this one differ in one offset (codes ascending). V: a
+      // facet sets a nonzero offset to 0, a cofacet a zero one to -1 or 1; T the other way round.
+      for (int other = 0; other < kCodes; ++other) {
+        int changes = 0, from = 0, to = 0;
+        for (int i = 0, c = other; i < D; ++i, c /= 3) {
+          if (c % 3 - 1 == o[i]) continue;
+          ++changes, from = o[i], to = c % 3 - 1;
+        }
+        if (changes != 1 || (from != 0 && to != 0)) continue;
+        const bool facet = kVertex ? to == 0 : from == 0;
+        auto& list = facet ? star_facets_[code] : star_cofacets_[code];
+        int& count = facet ? n_star_facets_[code] : n_star_cofacets_[code];
+        list[count++] = static_cast<std::uint8_t>(other);
+      }
       parity_[code] = parity;
       star_codes_[kVertex ? nonzero : D - nonzero].push_back(code);
       // The cell's other pixels: the neighbours at s != 0 with s_i in {0, o_i}.
@@ -265,6 +311,8 @@ class CubicalFiltration {
   std::array<int, kCodes> parity_{};
   std::vector<std::uint32_t> star_;
   std::array<std::uint32_t, kCodes> need_{};
+  std::array<std::array<std::uint8_t, 2 * D>, kCodes> star_facets_{}, star_cofacets_{};
+  std::array<int, kCodes> n_star_facets_{}, n_star_cofacets_{};
   std::array<std::vector<int>, D + 1> star_codes_;
 };
 

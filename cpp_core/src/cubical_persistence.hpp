@@ -22,12 +22,13 @@ struct Entry {
 class ColumnStore {
  public:
   using Offset = std::uint32_t;
-  static constexpr Offset kNone = ~Offset(0);
+  // Offsets from here up are not offsets (EdgeStates uses them as tags).
+  static constexpr Offset kLimit = ~Offset(0) - 15;
 
   template <class It>
   Offset add(It first, It last) {
     const std::size_t offset = entries_.size();
-    if (offset + (last - first) + 1 >= kNone)
+    if (offset + (last - first) + 1 >= kLimit)
       throw MemoryLimitExceeded("the reduced columns exceed 2^32 entries; crop or downsample the volume");
     entries_.push_back(Entry{static_cast<key_t>(last - first), Cell{0}});
     entries_.insert(entries_.end(), first, last);
@@ -41,23 +42,72 @@ class ColumnStore {
   std::vector<Entry> entries_;
 };
 
-// A boundary column being reduced: its cells in increasing key order, so the
-// pivot (the latest facet) is the last. Over Z/2 adding a column is the
-// symmetric difference of two sorted lists: one merge, no heap.
-class WorkingBoundary {
+// What the reduction of dimension 1 knows of each edge, by position: the
+// stored column whose pivot it is, the square it is in an apparent pair with
+// (found while the columns are assembled; that square's boundary is its own
+// reduced column), or nothing yet. One lookup answers all three.
+class EdgeStates {
  public:
-  void assign(const Entry* first, const Entry* last) { column_.assign(first, last); }
-  const Entry* pivot() const { return column_.empty() ? nullptr : &column_.back(); }
-  // Adds a column given in increasing order.
-  void add(const Entry* first, const Entry* last) {
-    merged_.clear();
-    std::set_symmetric_difference(column_.begin(), column_.end(), first, last, std::back_inserter(merged_));
-    column_.swap(merged_);
-  }
-  const std::vector<Entry>& entries() const { return column_; }
+  static constexpr std::uint32_t kNone = ~std::uint32_t(0);
+  static constexpr std::uint32_t kApparent = ColumnStore::kLimit;  // | axis << 1 | side
+
+  void reset(index_t edges) { state_.assign(edges, kNone); }
+  std::uint32_t operator[](index_t edge) const { return state_[edge]; }
+  void set_column(index_t edge, ColumnStore::Offset column) { state_[edge] = column; }
+  // The square is the edge's cofacet along `axis`, on the low (side 0) or high (side 1) side.
+  void set_apparent(index_t edge, int axis, int side) { state_[edge] = kApparent | std::uint32_t(axis << 1 | side); }
+  static bool is_column(std::uint32_t s) { return s < kApparent; }
+  static int apparent_axis(std::uint32_t s) { return static_cast<int>(s >> 1 & 7); }
+  static int apparent_side(std::uint32_t s) { return static_cast<int>(s & 1); }
+  std::size_t bytes() const { return state_.capacity() * sizeof(std::uint32_t); }
 
  private:
-  std::vector<Entry> column_, merged_;
+  std::vector<std::uint32_t> state_;
+};
+
+// A boundary column being reduced: its cells in increasing key order, so the
+// pivot (the latest facet) is the last. Over Z/2 adding a column is the
+// symmetric difference of two sorted lists: one merge into the spare buffer,
+// then the buffers swap. (A binary heap, as in Ripser, costs more here: the
+// added columns are short and sorted, and a stored column is drained in order.)
+class WorkingBoundary {
+ public:
+  void assign(const Entry* first, const Entry* last) {
+    size_ = last - first;
+    reserve(column_, size_);
+    std::copy(first, last, column_.data());
+  }
+  const Entry* pivot() const { return size_ ? column_.data() + size_ - 1 : nullptr; }
+  const Entry* begin() const { return column_.data(); }
+  const Entry* end() const { return column_.data() + size_; }
+
+  // Adds a column given in increasing order.
+  void add(const Entry* first, const Entry* last) {
+    reserve(spare_, size_ + (last - first));
+    const Entry *a = column_.data(), *a_end = a + size_;
+    Entry* out = spare_.data();
+    while (a != a_end && first != last) {
+      const key_t x = a->key, y = first->key;
+      if (x < y) {
+        *out++ = *a++;
+      } else if (y < x) {
+        *out++ = *first++;
+      } else {
+        ++a, ++first;  // equal cells cancel
+      }
+    }
+    out = std::copy(a, a_end, out);
+    out = std::copy(first, last, out);
+    size_ = out - spare_.data();
+    column_.swap(spare_);
+  }
+
+ private:
+  static void reserve(std::vector<Entry>& v, std::size_t n) {
+    if (v.size() < n) v.resize(std::max(n, 2 * v.size()));
+  }
+  std::vector<Entry> column_, spare_;
+  std::size_t size_ = 0;
 };
 
 template <int D, Construction C>
@@ -87,8 +137,6 @@ class CubicalPersistence {
   Entry latest_facet(Cell x) const;
   // Edges by position (anchor and axis): neighbouring edges of a cycle sit together in memory.
   index_t edge_index(Cell edge) const { return edge.anchor() * D + __builtin_ctz(unsigned(edge.parity())); }
-  // The cofacet in an apparent pair with this cell (the cell is its latest facet); key kInfinity if none.
-  Entry apparent_cofacet(const Entry& cell) const;
   void essential_edges(Diagram& diagram);
 
   void pair(Diagram& diagram, key_t birth, key_t death) const;
@@ -106,8 +154,8 @@ class CubicalPersistence {
   // Per pixel, for volumes: bit `code` is set when the square at that code
   // is paired with a cube (cleared in dimension 1).
   std::vector<std::uint32_t> paired_;
-  // Dimension 1 of a volume: the column of `reduced_` whose pivot is an edge, by edge_index.
-  std::vector<ColumnStore::Offset> pivot_column_;
+  // Dimension 1 of a volume, by edge_index.
+  EdgeStates edges_;
   ColumnStore reduced_;
 };
 
