@@ -206,7 +206,7 @@ def test_registry_entry_runs_and_summarizes() -> None:
     res = alg.execute(a, params)
     summary = alg.summarize(res, a.shape, 0.5)
     assert summary.model_dump()["shape"] == [10, 12]
-    assert summary.model_dump()["n_pixels"] == 120
+    assert summary.model_dump()["n_points"] == 120
     assert summary.betti == [1, 0]
     assert summary.n_pairs == [len(d) for d in res.diagrams]
 
@@ -348,3 +348,71 @@ def test_check_memory_before_reading_the_image() -> None:
     check_memory(1000, CubicalParams(), 1 << 30)
     with pytest.raises(MemoryLimitError, match=r"10000000000 pixels needs about"):
         check_memory(10**10, CubicalParams(), 1 << 30)
+
+
+# --------------------------------------------------------------------------- through the job service
+
+
+def test_a_cubical_job_through_the_job_service(tmp_path: Any) -> None:
+    """Admission, the job task (in-process, no Ray), the stored summary and the Kafka message of an image job."""
+    from tda_ray.service.jobs.service import JobService
+    from tda_ray.service.jobs.task import JobSpec, run_job
+    from tda_ray.service.settings import KafkaSettings, Settings
+    from tda_ray.service.streaming import messages
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'tda.db'}",
+        storage_root=str(tmp_path / "storage"),
+        kafka=KafkaSettings(enabled=False),
+    ).resolved()
+    service = JobService(settings)
+    try:
+        a = np.random.default_rng(3).normal(size=(40, 30))
+        pc = service.create_pointcloud(a, name="image")
+        job = service.submit(pc.id, "cubical", {"construction": "T", "threshold": -0.25})
+        (claim,) = [c for c in service.store.claim_queued("test", 10) if c.job_id == job.id]
+        spec = JobSpec(job.id, claim.attempt, pc.id, claim.blob_key, claim.algorithm, claim.params)
+        assert run_job(settings, spec)["outcome"] == "succeeded"
+        result = service.result(job.id)
+        expected = cubical_persistence(a, construction="T", threshold=-0.25)
+        assert result.summary.model_dump()["shape"] == [40, 30]
+        assert result.summary.n_pairs == [len(d) for d in expected.diagrams]
+        message = messages.build_result_message(
+            job_id=job.id,
+            pointcloud_id=pc.id,
+            algorithm="cubical",
+            params=claim.params,
+            summary=result.summary.model_dump(),
+            diagrams=expected.diagrams,
+            finished_at="2026-01-02T03:04:05+00:00",
+        )
+        messages.validate_result_message(message)
+        assert message["params"]["maxdim"] == 1 and message["n_points"] == a.size
+    finally:
+        service.close()
+
+
+def test_service_admission_counts_pixels(tmp_path: Any) -> None:
+    from tda_ray.service.jobs.errors import InvalidRequest
+    from tda_ray.service.jobs.service import JobService
+    from tda_ray.service.settings import KafkaSettings, Settings
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'tda.db'}",
+        storage_root=str(tmp_path / "storage"),
+        kafka=KafkaSettings(enabled=False),
+        max_points=10,
+        memory_limit_bytes=1 << 20,
+    ).resolved()
+    service = JobService(settings)
+    try:
+        # Stored as a streamed upload would be (above max_points, which applies to exact Rips only).
+        small = service.store.create_pointcloud(np.zeros((20, 5)), name=None, source="npy")
+        service.submit(small.id, "cubical", {})
+        with pytest.raises(InvalidRequest, match="above the limit of 10 for exact"):
+            service.submit(small.id, "vietoris_rips", {})
+        large = service.store.create_pointcloud(np.zeros((400, 100)), name=None, source="npy")
+        with pytest.raises(InvalidRequest, match="40000 pixels needs about"):
+            service.submit(large.id, "cubical", {})
+    finally:
+        service.close()

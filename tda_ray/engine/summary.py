@@ -68,7 +68,7 @@ def rips_summary(
 
 class CubicalSummary(DiagramSummary):
     shape: list[int] = Field(description="Shape of the image or volume.")
-    n_pixels: int = Field(description="Pixels (voxels) of the image.")
+    n_points: int = Field(description="Pixels (voxels) of the image.")
     construction: str = Field(description="'V' (pixels are vertices) or 'T' (pixels are top cells).")
 
 
@@ -77,7 +77,7 @@ def cubical_summary(result: PersistenceResult, *, shape: tuple[int, ...], elapse
     return CubicalSummary(
         algorithm="cubical",
         shape=[int(n) for n in shape],
-        n_pixels=result.n_points,
+        n_points=result.n_points,
         construction=str(result.extras.get("construction", "V")),
         betti=dg.essential_counts(d),
         n_pairs=dg.pair_counts(d),

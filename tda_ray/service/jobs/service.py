@@ -113,15 +113,21 @@ class JobService:
         return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"))
 
     def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> None:
-        count = params.landmark_count(pc.n_points)
-        if count is None and pc.n_points > self.settings.max_points:
-            raise InvalidRequest(
-                f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
-                'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
-            )
+        if alg.data == "grid":
+            # An image (the stored array's values on its grid): the engine sees its pixels, and the point limit
+            # of exact Vietoris–Rips does not apply.
+            size = pc.n_points * pc.dim
+        else:
+            count = params.landmark_count(pc.n_points)
+            if count is None and pc.n_points > self.settings.max_points:
+                raise InvalidRequest(
+                    f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
+                    'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
+                )
+            size = pc.n_points if count is None else count
         # The engine's up-front refusal, checked here so the client gets a 422 instead of a failed job.
         try:
-            alg.check_memory(pc.n_points if count is None else count, params, self.settings.memory_limit_bytes)
+            alg.check_memory(size, params, self.settings.memory_limit_bytes)
         except MemoryLimitError as exc:
             raise InvalidRequest(str(exc)) from exc
 
