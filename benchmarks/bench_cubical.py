@@ -5,7 +5,8 @@ are vertices) and the T-construction (pixels are top cells), every homology dime
 Every (engine, case, repeat) runs in a fresh interpreter: the child makes the data, then times the
 computation only; memory is the child's peak RSS and its growth over the RSS after the data was made (the
 kernel's high-water mark is reset there). Engines are interleaved (their order rotates per repeat) so drifting
-machine load hits them alike; medians of the repeats are reported, with min-max, and ratios to the faster peer.
+machine load hits them alike; medians of the repeats are reported, with min-max, and ratios to the faster peer
+taken within each repeat (wall and CPU time: on a loaded machine a run's wall time can be mostly waiting).
 The children also report their diagrams' pair counts and sums, which must agree across engines.
 
     python benchmarks/bench_cubical.py                            # all cases, Markdown to stdout
@@ -86,18 +87,23 @@ def _compute(engine: str, case: Case, a: Any) -> list[Any]:
 
 
 def child(engine: str, name: str) -> None:
+    import resource
     import time
 
     import numpy as np
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
 
     case = CASES[name]
     a = np.random.default_rng(0).random(case.shape)
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")  # the peak restarts from the RSS with the data made
     base = _status_kib("VmRSS")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu()
     diagrams = _compute(engine, case, a)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, cpu() - cpu_start
     peak = _status_kib("VmHWM")
     pairs, sums = [], []
     for dgm in diagrams:
@@ -105,8 +111,8 @@ def child(engine: str, name: str) -> None:
         dgm = dgm[dgm[:, 0] != dgm[:, 1]]
         pairs.append(len(dgm))
         sums.append(float(np.sum(dgm[np.isfinite(dgm)])))
-    print(json.dumps({"seconds": seconds, "peak_mib": peak / 1024, "growth_mib": (peak - base) / 1024,
-                      "pairs": pairs, "sums": sums}))  # fmt: skip
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mib": peak / 1024,
+                      "growth_mib": (peak - base) / 1024, "pairs": pairs, "sums": sums}))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- parent side
@@ -144,28 +150,45 @@ def summarize(values: list[float]) -> str:
     return f"{statistics.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
 
 
+def paired_ratios(
+    runs: dict[str, list[dict[str, Any]]], engine: str, engines: list[str], what: str = "seconds"
+) -> list[float]:
+    """Per repeat: the engine's time over the faster peer's in the same repeat (run back to back with it, so
+    drifting machine load cancels out more than in a ratio of medians)."""
+    ratios = []
+    for i, run in enumerate(runs[engine]):
+        peers = [runs[e][i][what] for e in engines if e not in OURS and "error" not in runs[e][i]]
+        if "error" not in run and peers:
+            ratios.append(run[what] / min(peers))
+    return ratios
+
+
+def ratio_text(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else ""
+
+
 def table(results: dict[str, dict[str, list[dict[str, Any]]]], engines: list[str]) -> str:
     lines = [
-        "| case | engine | seconds, median (min-max) | peak MiB | growth MiB | time / faster peer | peak / GUDHI |",
-        "|---|---|---|---|---|---|---|",
+        "| case | engine | seconds, median (min-max) | CPU s | peak MiB | growth MiB | wall / faster peer | "
+        "CPU / faster peer | peak / GUDHI |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         ok = {e: [r for r in runs[e] if "error" not in r] for e in engines}
-        med = {e: statistics.median(r["seconds"] for r in ok[e]) for e in engines if ok[e]}
         peak = {e: statistics.median(r["peak_mib"] for r in ok[e]) for e in engines if ok[e]}
-        peers = [med[e] for e in engines if e not in OURS and e in med]
-        best = min(peers) if peers else None
         for e in engines:
             if not ok[e]:
                 error = runs[e][0].get("error", "no runs") if runs[e] else "no runs"
-                lines.append(f"| {name} | {ENGINES[e]} | {error} | | | | |")
+                lines.append(f"| {name} | {ENGINES[e]} | {error} | | | | | | |")
                 continue
             growth = statistics.median(r["growth_mib"] for r in ok[e])
-            ratio = f"{med[e] / best:.2f}x" if best else ""
+            cpu = statistics.median(r["cpu_seconds"] for r in ok[e])
+            wall = ratio_text(paired_ratios(runs, e, engines))
+            cpu_ratio = ratio_text(paired_ratios(runs, e, engines, "cpu_seconds"))
             mem = f"{peak[e] / peak['gudhi']:.2f}x" if "gudhi" in peak else ""
             lines.append(
-                f"| {name} | {ENGINES[e]} | {summarize([r['seconds'] for r in ok[e]])} | {peak[e]:.0f} | "
-                f"{growth:.0f} | {ratio} | {mem} |"
+                f"| {name} | {ENGINES[e]} | {summarize([r['seconds'] for r in ok[e]])} | {cpu:.3g} | {peak[e]:.0f} | "
+                f"{growth:.0f} | {wall} | {cpu_ratio} | {mem} |"
             )
     return "\n".join(lines)
 
@@ -192,15 +215,19 @@ def main() -> None:
                 res = run_one(engine, name, args.timeout)
                 results[name][engine].append(res)
                 print(f"# {name} {engine} rep {rep}: {res}", file=sys.stderr)
+    end = os.getloadavg()
     checks = [f"- {name}: diagrams agree across engines: {check_agreement(name, results[name])}" for name in cases]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = (
         f"Measured {stamp} on {platform.machine()} ({os.cpu_count()} CPUs, shared with other work: load average "
-        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start), {args.repeats} fresh-process runs per engine "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start, {end[0]:.1f} {end[1]:.1f} {end[2]:.1f} at the "
+        f"end), {args.repeats} fresh-process runs per engine "
         f"and case, interleaved. `python benchmarks/bench_cubical.py --repeats {args.repeats}`. Uniform random "
-        "values (seed 0), every homology dimension, Z/2; seconds are the computation only, peak is the child's "
-        "peak RSS (the data made, interpreter and libraries loaded included), growth its rise over the RSS "
-        "after the data was made."
+        "values (seed 0), every homology dimension, Z/2; seconds (wall) and CPU s (user + system, all threads) "
+        "are the computation only; ratios are taken per repeat against the faster peer (by that measure) of the "
+        "repeat, median and range over the repeats (CPU ratios of 2 threads count both threads); peak is the "
+        "child's peak RSS (the data made, interpreter and libraries loaded included), growth its rise over the "
+        "RSS after the data was made."
     )
     text = "\n\n".join([head, table(results, engines), "\n".join(checks)])
     print(text)

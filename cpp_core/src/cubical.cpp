@@ -53,8 +53,9 @@ double CubicalPersistence<D, C>::progress(int stage, double fraction) const {
 }
 
 // Dimension 0: the vertices and edges in filtration order, components merged
-// by union-find with the elder rule. The merging edges are the pivots of the
-// coboundary matrix of dimension 0, recorded in merged_ for clearing.
+// by union-find with the elder rule. The merging edges (paired with a vertex)
+// are recorded in merged_: below a threshold, the other edges that are no
+// square's pivot start essential classes.
 template <int D, Construction C>
 void CubicalPersistence<D, C>::compute_dim_0(Diagram& diagram) {
   const index_t nodes = f_.padded_size();
@@ -164,26 +165,6 @@ int CubicalPersistence<D, C>::boundary(Cell x, Entry* out) const {
     std::sort(out, out + n);
   }
   return n;
-}
-
-template <int D, Construction C>
-Entry CubicalPersistence<D, C>::earliest_cofacet(Cell x) const {
-  Entry best{kInfinity, x};
-  f_.for_each_cofacet(x, [&](Cell y) {
-    const key_t k = f_.key(y);
-    if (k < best.key && f_.present(k)) best = Entry{k, y};
-  });
-  return best;
-}
-
-template <int D, Construction C>
-Entry CubicalPersistence<D, C>::latest_facet(Cell x) const {
-  Entry best{0, x};
-  f_.for_each_facet(x, [&](Cell y) {
-    const key_t k = f_.key(y);
-    if (k > best.key) best = Entry{k, y};
-  });
-  return best;
 }
 
 // The squares that need a column: not cleared (those paired with a cube by

@@ -69,13 +69,17 @@ std::vector<pixel_t> sort_pixels(const double* values, std::size_t n, MemoryBudg
 void validate(const double* values, const std::vector<index_t>& shape, const CubicalRequest& r) {
   if (shape.size() != 2 && shape.size() != 3)
     throw InputError("the image must have 2 or 3 axes, got " + std::to_string(shape.size()));
-  double pixels = 1;
+  double pixels = 1, padded = 1;
   for (index_t n : shape) {
     if (n < 1) throw InputError("the image is empty: every axis needs at least one pixel");
     pixels *= double(n);
+    padded *= double(n + 2);
   }
-  // Ranks and pixel indices are 32-bit; a rank is shifted by 7 bits in a key.
-  if (pixels >= double(std::uint32_t(-1))) throw InputError("images of 2^32 pixels or more are not supported");
+  // Ranks, union-find nodes and edge slots are 32-bit indices over the image padded by one pixel a side
+  // (one edge slot per axis and padded pixel of a volume).
+  if (double(shape.size()) * padded >= double(std::uint32_t(-1)))
+    throw InputError("images of more than about 2^32 / " + std::to_string(shape.size()) +
+                     " pixels (with a one-pixel border) are not supported");
   if (r.maxdim < 0) throw InputError("maxdim must be non-negative");
   if (std::isnan(r.threshold)) throw InputError("threshold must be a number");
   if (r.n_threads < 1) throw InputError("n_threads must be at least 1");

@@ -133,8 +133,6 @@ class CubicalPersistence {
   std::vector<key_t> assemble_columns();
   // The facets in increasing key order; returns their number.
   int boundary(Cell x, Entry* out) const;
-  Entry earliest_cofacet(Cell x) const;
-  Entry latest_facet(Cell x) const;
   // Edges by position (anchor and axis): neighbouring edges of a cycle sit together in memory.
   index_t edge_index(Cell edge) const { return edge.anchor() * D + __builtin_ctz(unsigned(edge.parity())); }
   void essential_edges(Diagram& diagram);
@@ -148,11 +146,11 @@ class CubicalPersistence {
   int n_threads_;
   Monitor& monitor_;
   MemoryBudget& budget_;
-  // Per pixel: bit `code` is set when the edge at that code from the pixel
-  // joined two components (a pivot of dimension 0, cleared in dimension 1).
+  // By rank: bit `code` is set when the edge at that code from the pixel
+  // joined two components (it is paired with a vertex).
   std::vector<std::uint32_t> merged_;
-  // Per pixel, for volumes: bit `code` is set when the square at that code
-  // is paired with a cube (cleared in dimension 1).
+  // By rank, for volumes: bit `code` is set when the square at that code
+  // from the pixel is paired with a cube (cleared in dimension 1).
   std::vector<std::uint32_t> paired_;
   // Dimension 1 of a volume, by edge_index.
   EdgeStates edges_;

@@ -4,8 +4,12 @@
 // Dimension 0 is computed by union-find over the edges, the top homological
 // dimension D - 1 by union-find over the dual graph of the top cells
 // (Alexander duality, as in the CubicalRipser paper: Kaji, Sudo, Ahara 2020),
-// and dimension 1 of a volume by a cohomology reduction with clearing,
-// apparent and emergent pairs, and implicit coboundaries (as in Ripser).
+// and dimension 1 of a volume by a reduction of the squares' boundaries with
+// clearing by the pairs of dimension 2, apparent and emergent pairs, and
+// cells never stored with their faces (keys recomputed from pixel ranks).
+// Homology rather than cohomology here: the reduced cycles are short, where
+// the coboundaries of cocycles grow long (measured on a random 128^3 volume:
+// about twice the time).
 #pragma once
 
 #include <cstddef>
