@@ -242,6 +242,7 @@ def test_bad_images_are_named(data: Any, message: str) -> None:
         ({"construction": 1}, "construction must be"),
         ({"maxdim": -1}, "maxdim must be >= 0, got -1"),
         ({"maxdim": 1.0}, "maxdim must be an integer"),
+        ({"maxdim": 10**30}, "maxdim must be <= 30"),
         ({"threshold": "1"}, "threshold must be a number"),
         ({"threshold": math.nan}, "threshold must be a number"),
         ({"n_threads": 0}, "n_threads must be >= 1"),
@@ -250,6 +251,11 @@ def test_bad_images_are_named(data: Any, message: str) -> None:
 def test_bad_parameters_are_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cubical_persistence(np.zeros((3, 3)), **kwargs)
+
+
+def test_the_engine_checks_maxdim_too() -> None:
+    with pytest.raises(ValueError, match="maxdim 1000000000 is above the supported 30"):
+        _core.cubical_persistence(np.zeros((3, 3)), 10**9, _core.CubicalConstruction.vertex, math.inf, 1, 0)
 
 
 def test_parameters_accept_negative_thresholds_and_lower_case() -> None:

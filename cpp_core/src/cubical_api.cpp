@@ -17,6 +17,8 @@ namespace {
 using cubical::pixel_t;
 using cubical::rank_t;
 
+constexpr index_t kMaxCubicalMaxdim = 30;
+
 std::string mib(double bytes) {
   std::ostringstream out;
   out.precision(1);
@@ -81,6 +83,10 @@ void validate(const double* values, const std::vector<index_t>& shape, const Cub
     throw InputError("images of more than about 2^32 / " + std::to_string(shape.size()) +
                      " pixels (with a one-pixel border) are not supported");
   if (r.maxdim < 0) throw InputError("maxdim must be non-negative");
+  // Dimensions above D - 1 come back empty; a bound keeps that list small (the Rips engine's bound).
+  if (r.maxdim > kMaxCubicalMaxdim)
+    throw InputError("maxdim " + std::to_string(r.maxdim) + " is above the supported " +
+                     std::to_string(kMaxCubicalMaxdim));
   if (std::isnan(r.threshold)) throw InputError("threshold must be a number");
   if (r.n_threads < 1) throw InputError("n_threads must be at least 1");
   const auto n = static_cast<std::size_t>(pixels);

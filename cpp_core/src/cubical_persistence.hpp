@@ -17,29 +17,42 @@ struct Entry {
 };
 
 // Reduced boundary columns in increasing key order (pivot last), stored one
-// after another, each behind a header entry holding its length: a column is
-// found from its offset alone (one cache miss fewer than a table of bounds).
+// after another in blocks of 2^20 entries, each behind a header entry holding
+// its length: a column is found from its offset (block << 20 | position)
+// alone. Blocks, not one growing vector: no doubling slack and no copy of
+// everything at a reallocation (the columns are the largest structure of a
+// volume's run).
 class ColumnStore {
  public:
   using Offset = std::uint32_t;
+  static constexpr int kBlockBits = 20;
+  static constexpr std::size_t kBlock = std::size_t(1) << kBlockBits;
   // Offsets from here up are not offsets (EdgeStates uses them as tags).
   static constexpr Offset kLimit = ~Offset(0) - 15;
 
   template <class It>
   Offset add(It first, It last) {
-    const std::size_t offset = entries_.size();
-    if (offset + (last - first) + 1 >= kLimit)
-      throw MemoryLimitExceeded("the reduced columns exceed 2^32 entries; crop or downsample the volume");
-    entries_.push_back(Entry{static_cast<key_t>(last - first), Cell{0}});
-    entries_.insert(entries_.end(), first, last);
-    return static_cast<Offset>(offset);
+    const std::size_t n = static_cast<std::size_t>(last - first) + 1;
+    if (blocks_.empty() || blocks_.back().size() + n > blocks_.back().capacity()) {
+      if (blocks_.size() + 1 >= (kLimit >> kBlockBits))
+        throw MemoryLimitExceeded("the reduced columns exceed 2^32 entries; crop or downsample the volume");
+      blocks_.emplace_back();
+      blocks_.back().reserve(std::max(kBlock, n));  // a longer column gets a block of its own
+      bytes_ += blocks_.back().capacity() * sizeof(Entry);
+    }
+    auto& block = blocks_.back();
+    const auto offset = static_cast<Offset>((blocks_.size() - 1) << kBlockBits | block.size());
+    block.push_back(Entry{static_cast<key_t>(n - 1), Cell{0}});
+    block.insert(block.end(), first, last);
+    return offset;
   }
-  const Entry* begin(Offset col) const { return entries_.data() + col + 1; }
-  const Entry* end(Offset col) const { return begin(col) + entries_[col].key; }
-  std::size_t bytes() const { return entries_.capacity() * sizeof(Entry); }
+  const Entry* begin(Offset col) const { return blocks_[col >> kBlockBits].data() + (col & (kBlock - 1)) + 1; }
+  const Entry* end(Offset col) const { return begin(col) + (begin(col) - 1)->key; }
+  std::size_t bytes() const { return bytes_; }
 
  private:
-  std::vector<Entry> entries_;
+  std::vector<std::vector<Entry>> blocks_;
+  std::size_t bytes_ = 0;
 };
 
 // What the reduction of dimension 1 knows of each edge, by position: the

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from tda_ray import _core
 from tda_ray.engine.params import OptionalNonNegativeInt, Params, RunOptions
@@ -48,6 +48,16 @@ def _level(v: Any) -> Any:
     return None if math.isinf(v) else float(v)
 
 
+# Dimensions above d - 1 come back empty; the engine's bound keeps that list small.
+MAX_MAXDIM = 30
+
+
+def _at_most_max(v: int | None) -> int | None:
+    if v is not None and v > MAX_MAXDIM:
+        raise ValueError(f"must be <= {MAX_MAXDIM}, got {v}")
+    return v
+
+
 Construction = Annotated[Literal["V", "T"], BeforeValidator(_construction)]
 Level = Annotated[
     float | None, BeforeValidator(_level), WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})
@@ -61,7 +71,7 @@ class CubicalParams(Params):
         json_schema_extra={"examples": [{"maxdim": None, "construction": "V", "threshold": None}]}
     )
 
-    maxdim: OptionalNonNegativeInt = Field(
+    maxdim: Annotated[OptionalNonNegativeInt, AfterValidator(_at_most_max)] = Field(
         default=None,
         description="Highest homology dimension; null = every dimension of the image (1 for 2-D, 2 for 3-D).",
     )
