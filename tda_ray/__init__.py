@@ -1,4 +1,4 @@
-"""tda-ray: persistent homology (Vietoris–Rips) with a C++ engine, served and scaled out with Ray.
+"""tda-ray: persistent homology (Vietoris–Rips, cubical) with a C++ engine, served and scaled out with Ray.
 
 Heavy pieces load on first use, so ``import tda_ray`` (and the client and CLI) stay
 light and work without Ray installed.
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         EngineCancelled,
         MemoryLimitError,
         PersistenceResult,
+        cubical_persistence,
         ripser,
         vietoris_rips,
     )
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryLimitError",
     "PersistenceResult",
     "__version__",
+    "cubical_persistence",
     "landmark_rips",
     "load",
     "ripser",
@@ -41,6 +43,7 @@ _LAZY = {
     "EngineCancelled": "tda_ray.engine",
     "MemoryLimitError": "tda_ray.engine",
     "PersistenceResult": "tda_ray.engine",
+    "cubical_persistence": "tda_ray.engine",
     "ripser": "tda_ray.engine",
     "vietoris_rips": "tda_ray.engine",
     "load": "tda_ray.io",

@@ -47,3 +47,19 @@ def estimate_rips_from_points(
     max_pairs: int,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]: ...
+
+class CubicalConstruction:
+    vertex: CubicalConstruction
+    top_cell: CubicalConstruction
+
+def cubical_estimate_bytes(shape: list[int], construction: CubicalConstruction) -> int: ...
+def cubical_persistence(
+    image: npt.NDArray[np.float64],
+    maxdim: int,
+    construction: CubicalConstruction,
+    threshold: float,
+    n_threads: int,
+    memory_limit: int,
+    progress: Callable[[float], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]: ...

@@ -2,11 +2,13 @@
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <atomic>
 #include <memory>
 
 #include "tda/api.hpp"
+#include "tda/cubical.hpp"
 
 namespace py = pybind11;
 
@@ -18,6 +20,7 @@ struct CancelToken {
 };
 
 using Points = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using Image = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
 tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel) {
   tda::Monitor::ProgressFn fn;
@@ -66,6 +69,23 @@ py::dict to_python(const tda::RipsEstimate& estimate) {
   out["bytes"] = estimate.bytes;
   out["sparse"] = estimate.sparse;
   out["threshold"] = static_cast<double>(estimate.threshold);
+  return out;
+}
+
+py::dict to_python(const tda::CubicalResult& result) {
+  py::list pairs;
+  for (const auto& diagram : result.pairs) {
+    py::array_t<std::int64_t> pixels({static_cast<py::ssize_t>(diagram.size()), py::ssize_t(2)});
+    auto view = pixels.mutable_unchecked<2>();
+    for (std::size_t i = 0; i < diagram.size(); ++i) {
+      view(i, 0) = diagram[i].first;
+      view(i, 1) = diagram[i].second;
+    }
+    pairs.append(pixels);
+  }
+  py::dict out;
+  out["pairs"] = pairs;
+  out["estimated_bytes"] = result.estimated_bytes;
   return out;
 }
 
@@ -130,11 +150,42 @@ PYBIND11_MODULE(_core, m) {
         tda::RipsEstimate estimate;
         {
           py::gil_scoped_release nogil;
-          estimate = tda::estimate_rips_from_points(points.data(), points.shape(0), points.shape(1), request,
-                                                    max_pairs, monitor);
+          estimate = tda::estimate_rips_from_points(points.data(), points.shape(0), points.shape(1), request, max_pairs,
+                                                    monitor);
         }
         return to_python(estimate);
       },
       py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("memory_limit"),
       py::arg("max_pairs"), py::arg("cancel") = nullptr);
+
+  py::enum_<tda::CubicalConstruction>(m, "CubicalConstruction", "Which cells the pixels of an image become.")
+      .value("vertex", tda::CubicalConstruction::vertex, "V: pixels are vertices")
+      .value("top_cell", tda::CubicalConstruction::top_cell, "T: pixels are top cells");
+
+  m.def("cubical_estimate_bytes", &tda::cubical_estimate_bytes, py::arg("shape"), py::arg("construction"),
+        "Bytes a cubical run of an image of this shape holds before its reduced columns grow.");
+
+  m.def(
+      "cubical_persistence",
+      [](Image image, tda::index_t maxdim, tda::CubicalConstruction construction, double threshold, int n_threads,
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+        const std::vector<tda::index_t> shape(image.shape(), image.shape() + image.ndim());
+        tda::CubicalRequest request;
+        request.maxdim = maxdim;
+        request.construction = construction;
+        request.threshold = threshold;
+        request.n_threads = n_threads;
+        request.memory_limit = memory_limit;
+        auto monitor = make_monitor(progress, cancel);
+        tda::CubicalResult result;
+        {
+          py::gil_scoped_release nogil;
+          result = tda::cubical_persistence(image.data(), shape, request, monitor);
+        }
+        return to_python(result);
+      },
+      "Persistence pairs of an image's sublevel filtration as (birth, death) flat pixel indices (death -1: "
+      "essential).",
+      py::arg("image"), py::arg("maxdim"), py::arg("construction"), py::arg("threshold"), py::arg("n_threads"),
+      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
 }

@@ -3,7 +3,8 @@
 Knows nothing of Ray, HTTP, SQL or Kafka.
 
 * :mod:`~tda_ray.engine.params` — typed parameters (the one Python-side validator), :mod:`~.registry` — the
-  algorithms, :mod:`~.rips` — Vietoris–Rips, :mod:`~.result` / :mod:`~.summary` — what a run returns,
+  algorithms, :mod:`~.rips` — Vietoris–Rips, :mod:`~.cubical` — cubical persistence of images and volumes,
+  :mod:`~.result` / :mod:`~.summary` — what a run returns,
   :mod:`~.diagrams` — diagrams and their JSON form.
 
 Submodules load on first use: :mod:`~tda_ray.engine.diagrams` (NumPy only) can be imported without the
@@ -16,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tda_ray.engine.cubical import CubicalParams, cubical_persistence
     from tda_ray.engine.params import MAX_COEFF, RipsParams, RunOptions, is_prime
     from tda_ray.engine.registry import ALGORITHMS, Algorithm, get_algorithm
     from tda_ray.engine.result import PersistenceResult
@@ -26,11 +28,13 @@ __all__ = [
     "MAX_COEFF",
     "Algorithm",
     "CancelToken",
+    "CubicalParams",
     "EngineCancelled",
     "MemoryLimitError",
     "PersistenceResult",
     "RipsParams",
     "RunOptions",
+    "cubical_persistence",
     "get_algorithm",
     "is_prime",
     "ripser",
@@ -38,6 +42,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CubicalParams": "cubical",
+    "cubical_persistence": "cubical",
     "MAX_COEFF": "params",
     "RipsParams": "params",
     "RunOptions": "params",

@@ -21,10 +21,12 @@ __all__ = [
     "AUTO_LANDMARKS",
     "MAX_COEFF",
     "NonNegativeInt",
+    "OptionalNonNegativeInt",
     "Params",
     "PositiveInt",
     "RipsParams",
     "RunOptions",
+    "Threshold",
     "is_prime",
     "split_call",
     "validation_message",
@@ -117,6 +119,13 @@ def _positive_bytes(v: int | None) -> int | None:
 # Strict integers (NumPy integers accepted) with a lower bound.
 NonNegativeInt = Annotated[
     int, BeforeValidator(_integer), AfterValidator(_at_least(0)), Field(json_schema_extra={"minimum": 0})
+]
+# The same, or null (a default that depends on the data, such as "every dimension of the image").
+OptionalNonNegativeInt = Annotated[
+    int | None,
+    BeforeValidator(_optional_integer),
+    AfterValidator(lambda v: v if v is None else _at_least(0)(v)),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}),
 ]
 PositiveInt = Annotated[
     int, BeforeValidator(_integer), AfterValidator(_at_least(1)), Field(json_schema_extra={"minimum": 1})

@@ -12,10 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tda_ray.engine import cubical, rips
 from tda_ray.engine.params import Params, RipsParams, RunOptions
 from tda_ray.engine.result import PersistenceResult
-from tda_ray.engine.rips import MemoryEstimate, check_memory, estimate_memory, run_rips
-from tda_ray.engine.summary import DiagramSummary, LandmarkInfo, RipsSummary, rips_summary
+from tda_ray.engine.rips import MemoryEstimate, estimate_memory
+from tda_ray.engine.summary import (
+    CubicalSummary,
+    DiagramSummary,
+    LandmarkInfo,
+    RipsSummary,
+    cubical_summary,
+    rips_summary,
+)
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "get_algorithm"]
 
@@ -38,7 +46,8 @@ class Algorithm:
     # estimate(data, params, memory limit or None): the run's up-front memory and refusals (MemoryLimitError)
     # from the data, without running it; None: check_memory is all that is known before a run.
     estimate: Callable[[Any, Any, int | None], MemoryEstimate] | None = None
-    # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample).
+    # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample) or "grid" (an image
+    # or a volume: its values on a regular grid).
     data: str = "points"
 
     def parse(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Params:
@@ -77,14 +86,30 @@ VIETORIS_RIPS = Algorithm(
     name="vietoris_rips",
     title="Vietoris–Rips persistent homology of a point cloud",
     params=RipsParams,
-    run=run_rips,
+    run=rips.run_rips,
     summary=RipsSummary,
     summarize=_summarize_rips,
-    check_memory=check_memory,
+    check_memory=rips.check_memory,
     estimate=_estimate_rips,
 )
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (VIETORIS_RIPS,)}
+
+def _summarize_cubical(result: PersistenceResult, shape: tuple[int, ...], elapsed_s: float) -> DiagramSummary:
+    return cubical_summary(result, shape=shape, elapsed_s=elapsed_s)
+
+
+CUBICAL = Algorithm(
+    name="cubical",
+    title="Cubical persistent homology of an image or a volume (sublevel filtration)",
+    params=cubical.CubicalParams,
+    run=cubical.run_cubical,
+    summary=CubicalSummary,
+    summarize=_summarize_cubical,
+    check_memory=cubical.check_memory,
+    data="grid",
+)
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (VIETORIS_RIPS, CUBICAL)}
 DEFAULT_ALGORITHM = VIETORIS_RIPS.name
 
 

@@ -20,8 +20,9 @@ class PersistenceResult:
     """Persistence diagrams of one computation.
 
     ``diagrams[k]`` is a float64 array of shape ``(m, 2)`` of (birth, death) pairs in homology dimension
-    ``k``; essential classes have death ``inf``.  ``extras`` holds what the run reports beside the diagrams
-    (``sparse``, ``effective_threshold``, ``landmarks`` for landmark runs).
+    ``k``; essential classes have death ``inf``.  ``n_points`` is the size of the input: points of a cloud, or
+    pixels (voxels) of an image.  ``extras`` holds what the run reports beside the diagrams (Rips: ``sparse``,
+    ``effective_threshold``, ``landmarks`` for landmark runs; cubical: ``shape``, ``construction``, ``pixels``).
     """
 
     diagrams: list[npt.NDArray[np.float64]]

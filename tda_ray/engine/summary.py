@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tda_ray.engine import diagrams as dg
 from tda_ray.engine.result import PersistenceResult
 
-__all__ = ["DiagramSummary", "LandmarkInfo", "RipsSummary", "rips_summary"]
+__all__ = ["CubicalSummary", "DiagramSummary", "LandmarkInfo", "RipsSummary", "cubical_summary", "rips_summary"]
 
 
 class LandmarkInfo(BaseModel):
@@ -63,4 +63,25 @@ def rips_summary(
         persistence_entropy=[float(x) for x in dg.persistence_entropy(d)],
         elapsed_s=elapsed_s,
         landmarks=landmarks,
+    )
+
+
+class CubicalSummary(DiagramSummary):
+    shape: list[int] = Field(description="Shape of the image or volume.")
+    n_points: int = Field(description="Pixels (voxels) of the image.")
+    construction: str = Field(description="'V' (pixels are vertices) or 'T' (pixels are top cells).")
+
+
+def cubical_summary(result: PersistenceResult, *, shape: tuple[int, ...], elapsed_s: float) -> CubicalSummary:
+    d = result.diagrams
+    return CubicalSummary(
+        algorithm="cubical",
+        shape=[int(n) for n in shape],
+        n_points=result.n_points,
+        construction=str(result.extras.get("construction", "V")),
+        betti=dg.essential_counts(d),
+        n_pairs=dg.pair_counts(d),
+        total_persistence=[float(x) for x in dg.total_persistence(d)],
+        persistence_entropy=[float(x) for x in dg.persistence_entropy(d)],
+        elapsed_s=elapsed_s,
     )

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import ray
 
+from tda_ray.engine import cubical
+from tda_ray.engine.cubical import CubicalParams
 from tda_ray.engine.params import Params
 from tda_ray.engine.registry import Algorithm
 from tda_ray.engine.rips import ESTIMATE_MAX_PAIRS, MemoryEstimate, default_memory_limit
@@ -84,6 +86,9 @@ class Admission:
         """The job's reservation in bytes; raises MemoryLimitError for work that can never fit."""
         cap = self.cap()
         alg.check_memory(n_points, params, cap)  # the closed-form refusal first (no data read)
+        if isinstance(params, CubicalParams):  # an image: its complex's up-front bytes, from the pixels
+            want = n_points * 8 + self.settings.job_memory_headroom * cubical.estimate_bytes(n_points, params)
+            return int(min(cap, max(self.settings.job_memory_min_bytes, want)))
         estimate: MemoryEstimate | None = None
         if points is not None and alg.estimate is not None:
             with self._estimates:

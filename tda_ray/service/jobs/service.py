@@ -128,13 +128,17 @@ class JobService:
 
     def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> int:
         """The job's memory reservation; InvalidRequest for work that can never fit (README "Admission")."""
-        count = params.landmark_count(pc.n_points)
-        if count is None and pc.n_points > self.settings.max_points:
-            raise InvalidRequest(
-                f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for exact "
-                'Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
-            )
         try:
+            if alg.data == "grid":
+                # An image (the stored array's values on its grid): the engine sees its pixels, and the point
+                # limit of exact Vietoris–Rips does not apply.
+                return self.admission.reserve(alg, params, pc.n_points * pc.dim, 1, None)
+            count = params.landmark_count(pc.n_points)
+            if count is None and pc.n_points > self.settings.max_points:
+                raise InvalidRequest(
+                    f"point cloud has {pc.n_points} points, above the limit of {self.settings.max_points} for "
+                    'exact Vietoris–Rips; ask for landmarks (params.landmarks: a count or "auto")'
+                )
             if count is not None:  # its task coordinates; the Rips task on the landmarks reserves its own
                 self.admission.reserve(alg, params, count, pc.dim, None)
                 return self.settings.job_memory_min_bytes

@@ -119,12 +119,17 @@ def build_result_message(
     oversized result never blocks the outbox.
     """
     dgms = diagrams_to_json(diagrams)
+    params = dict(params)
+    if params.get("maxdim") is None:
+        # A cubical job's maxdim may be left to the image ("every dimension"): the message names the dimensions
+        # its diagrams cover, as consumers read the per-dimension arrays by it.
+        params["maxdim"] = len(dgms) - 1
     msg: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "job_id": str(job_id),
         "pointcloud_id": None if pointcloud_id is None else str(pointcloud_id),
         "algorithm": algorithm,
-        "params": dict(params),
+        "params": params,
         "n_points": summary.get("n_points"),
         "betti": list(summary["betti"]),
         "n_features": list(summary["n_pairs"]),
