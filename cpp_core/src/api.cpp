@@ -1,8 +1,8 @@
 #include "tda/api.hpp"
 
 #include <cmath>
-#include <numeric>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <string>
 
