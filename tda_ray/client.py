@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ import numpy.typing as npt
 import tenacity
 
 from tda_ray.engine.diagrams import from_json
+from tda_ray.io.events import read_csv_events, rfc3339
 from tda_ray.io.formats import detect_format
 
 __all__ = ["ApiError", "Client", "JobFailed", "Result"]
@@ -384,7 +384,7 @@ class Client:
         Retried under one Idempotency-Key (so it publishes once) ``retries`` times; with ``retry_s``, a post
         the server cannot take for now (503: the broker is away; or no connection) is tried again, backing
         off, for up to that long, under the same key."""
-        body = [{**e, "event_time": _iso(e["event_time"])} if "event_time" in e else e for e in events]
+        body = [{**e, "event_time": rfc3339(e["event_time"])} if "event_time" in e else e for e in events]
         key = uuid.uuid4().hex
 
         def post() -> dict[str, Any]:
@@ -451,14 +451,14 @@ class Client:
         """A page of the source's scores: ``{"items", "next_since"}`` (pass ``next_since`` back for more)."""
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
-            params["since"] = _iso(since)
+            params["since"] = rfc3339(since)
         data: dict[str, Any] = self._request("GET", f"/v1/streams/{source_id}/scores", params=params).json()
         return data
 
     def alerts(self, since: Any = None, limit: int = 500) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
-            params["since"] = _iso(since)
+            params["since"] = rfc3339(since)
         data: dict[str, Any] = self._request("GET", "/v1/alerts", params=params).json()
         return data
 
@@ -484,48 +484,3 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, ApiError):
         return exc.status_code in (502, 503, 504)
     return isinstance(exc, (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException))
-
-
-def _iso(when: Any) -> str:
-    """RFC 3339 text of a datetime, of epoch milliseconds (an int), or the text itself."""
-    from datetime import datetime, timezone
-
-    if isinstance(when, datetime):
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
-    if isinstance(when, (int, float)):
-        return datetime.fromtimestamp(when / 1000, tz=timezone.utc).isoformat()
-    return str(when)
-
-
-def _event_time(text: str) -> str:
-    try:
-        value = float(text)
-    except ValueError:
-        return text.strip()  # RFC 3339 text: the server checks it
-    return _iso(value if value > 1e11 else value * 1000)
-
-
-def read_csv_events(
-    path: str | os.PathLike[str], source: str, time_column: str, value_columns: list[str]
-) -> Iterator[dict[str, Any]]:
-    """The rows of a CSV file as events of ``source`` (ValueError naming the row of a bad value)."""
-    import csv
-
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in [time_column, *value_columns] if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: no column(s) {missing}; columns are {reader.fieldnames}")
-        for row_no, row in enumerate(reader):
-            try:
-                values = [float(row[c]) for c in value_columns]
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: row {row_no + 1}: a value column is not a number") from None
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{path}: row {row_no + 1}: a value is not finite")
-            yield {
-                "source_id": source,
-                "event_id": f"{source}-{row_no}",
-                "event_time": _event_time(row[time_column]),
-                "values": values,
-            }
