@@ -45,6 +45,7 @@ __all__ = [
     "ensure_topics",
     "group_lag",
     "make_producer",
+    "make_stage_consumer",
     "partition_counts",
     "probe_brokers",
     "topic_configs",
@@ -224,6 +225,26 @@ def topic_configs(cfg: KafkaSettings, topic: str) -> dict[str, str]:
         admin.close()
     entries = res.get("topic", {}).get(topic, {}) if isinstance(res, dict) else {}
     return {k: str(v.get("value")) for k, v in entries.items()}
+
+
+def make_stage_consumer(cfg: KafkaSettings, topic: str, group_id: str, name: str, **overrides: Any) -> Any:
+    """A pipeline stage's consumer of ``topic`` in ``group_id``: offsets committed by the stage after its
+    work is safe, from the earliest record of a new group.  The topics are made first: a consumer subscribed
+    to a topic that does not exist yet learns of it only at its next metadata refresh (minutes)."""
+    from kafka import KafkaConsumer
+
+    ensure_topics(cfg, timeout_s=cfg.request_timeout_ms / 1000)
+    conf: dict[str, Any] = {
+        "bootstrap_servers": cfg.servers,
+        "client_id": f"{cfg.client_id}-{name}",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "request_timeout_ms": max(cfg.request_timeout_ms, 31000),  # above the group session timeout
+        "metadata_max_age_ms": 30000,
+    }
+    conf.update(overrides)
+    return KafkaConsumer(topic, **conf)
 
 
 def make_producer(cfg: KafkaSettings, **overrides: Any) -> KafkaProducer:

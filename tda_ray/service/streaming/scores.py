@@ -21,7 +21,7 @@ import ray
 from kafka import KafkaConsumer
 
 from tda_ray.service.settings import Settings
-from tda_ray.service.streaming.kafka import quiet_kafka_logs
+from tda_ray.service.streaming.kafka import make_stage_consumer, quiet_kafka_logs
 
 __all__ = ["SCORE_INGESTER_NAME", "ScoreStore", "score_ingester_status", "start_score_ingester"]
 
@@ -36,6 +36,9 @@ class ScoreStore(Protocol):
 
 
 ScoreStoreFactory = Callable[[Settings], ScoreStore]
+
+
+IDLE_WAIT_S = 0.1
 
 
 class ScoreIngester:
@@ -61,24 +64,25 @@ class ScoreIngester:
         while not self._stop.is_set():
             try:
                 if consumer is None:
-                    consumer = KafkaConsumer(
+                    consumer = make_stage_consumer(
+                        self.cfg,
                         self.cfg.scores_topic,
-                        bootstrap_servers=self.cfg.servers,
-                        client_id=f"{self.cfg.client_id}-score-ingester",
-                        group_id=self.stream.scores_group_id,
-                        enable_auto_commit=False,
-                        auto_offset_reset="earliest",
+                        self.stream.scores_group_id,
+                        "score-ingester",
                         isolation_level="read_committed",
-                        request_timeout_ms=max(self.cfg.request_timeout_ms, 31000),
                     )
                     self.stats["state"] = "up"
                 batch = consumer.poll(timeout_ms=200, max_records=500)
                 records = [json.loads(r.value) for part in batch.values() for r in part if r.value]
-                if records:
-                    new = self.store.save_scores(records)
-                    self.stats["ingested"] += new
-                    self.stats["redelivered"] += len(records) - new
-                    consumer.commit()
+                if not records:
+                    # Under read_committed the broker answers a fetch at once while the Flink job's transaction
+                    # is open (that is, nearly always), so an empty poll would spin: wait a little instead.
+                    self._stop.wait(IDLE_WAIT_S)
+                    continue
+                new = self.store.save_scores(records)
+                self.stats["ingested"] += new
+                self.stats["redelivered"] += len(records) - new
+                consumer.commit()
             except Exception as exc:  # broker or store briefly gone: reconnect; uncommitted scores come again
                 self.stats.update(state="down", last_error=f"{type(exc).__name__}: {exc}")
                 log.warning("score ingester: %s", exc)

@@ -25,7 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from tda_ray.service.settings import Settings
 from tda_ray.service.streaming import messages
-from tda_ray.service.streaming.kafka import make_producer, quiet_kafka_logs
+from tda_ray.service.streaming.kafka import make_producer, make_stage_consumer, quiet_kafka_logs
 
 __all__ = ["WINDOW_WORKER_PREFIX", "start_window_workers", "stop_window_workers", "window_workers_status"]
 
@@ -63,15 +63,12 @@ class WindowWorker:
         self._thread.join(timeout=10)
 
     def _connect(self) -> tuple[KafkaConsumer, KafkaProducer]:
-        consumer = KafkaConsumer(
+        consumer = make_stage_consumer(
+            self.cfg,
             self.cfg.clouds_topic,
-            bootstrap_servers=self.cfg.servers,
-            client_id=f"{self.cfg.client_id}-window-worker-{self.index}",
-            group_id=self.stream.worker_group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            self.stream.worker_group_id,
+            f"window-worker-{self.index}",
             max_poll_records=self.stream.worker_batch,
-            request_timeout_ms=max(self.cfg.request_timeout_ms, 31000),  # above the group session timeout
         )
         return consumer, make_producer(self.cfg)
 
