@@ -6,6 +6,7 @@
 #include <string>
 
 #include "coboundary.hpp"
+#include "tda/collapse.hpp"
 
 namespace tda {
 
@@ -182,42 +183,78 @@ std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const
   return budget.used() + static_cast<std::size_t>(estimate);
 }
 
+// What the stages of one request share.
+struct Run {
+  const RipsRequest& request;
+  Monitor& monitor;
+  MemoryBudget& budget;
+  Stopwatch clock;
+  RipsStats stats;
+};
+
 template <class D>
-RipsResult run(const D& dist, const RipsRequest& request, index_t maxdim, value_t threshold, Monitor& monitor,
-               MemoryBudget& budget, bool sparse) {
+RipsResult reduce(const D& dist, index_t maxdim, value_t threshold, bool sparse, Run& r) {
   RipsResult result;
+  result.stats = r.stats;
+  result.stats.distances_seconds = r.clock.seconds() - r.stats.collapse_seconds;
+  result.stats.threads = r.request.n_threads;
+  result.stats.points = static_cast<std::size_t>(dist.size());
   result.sparse = sparse;
   result.threshold = threshold;
-  result.estimated_bytes = check_budget(dist, threshold, maxdim, budget, monitor);
+  result.estimated_bytes = check_budget(dist, threshold, maxdim, r.budget, r.monitor);
   RipsOptions options;
   options.maxdim = maxdim;
   options.threshold = threshold;
-  options.modulus = request.modulus;
-  options.n_threads = request.n_threads;
-  RipsPersistence<D> engine(dist, options, monitor, budget);
+  options.modulus = r.request.modulus;
+  options.n_threads = r.request.n_threads;
+  RipsPersistence<D> engine(dist, options, r.monitor, r.budget, result.stats);
   result.diagrams = engine.compute();
-  result.diagrams.resize(request.maxdim + 1);
+  result.diagrams.resize(r.request.maxdim + 1);
+  result.stats.dimensions.resize(r.request.maxdim + 1);
+  if (!result.stats.collapsed) result.stats.edges = result.stats.edges_after_collapse;
+  result.stats.total_seconds = r.clock.seconds();
   return result;
 }
 
+// Whether to collapse a graph of `edges` edges on `n` vertices before a run up to `maxdim`.
+bool collapse_pays(index_t n, std::size_t edges, index_t maxdim, CollapseMode mode) {
+  if (mode != CollapseMode::automatic) return mode == CollapseMode::on;
+  return maxdim >= 2 && edges > 0 && n > 0;
+}
+
+// Neighbour lists in hand: collapse them when asked or when it pays, then run.
+RipsResult run_sparse(SparseDistanceMatrix&& graph, index_t maxdim, value_t threshold, Run& r) {
+  if (!collapse_pays(graph.size(), graph.edge_count(), maxdim, r.request.collapse))
+    return reduce(graph, maxdim, threshold, true, r);
+  const Stopwatch watch;
+  CollapseCounts counts;
+  SparseDistanceMatrix collapsed = collapse_edges(graph, r.budget, r.monitor, counts);
+  r.budget.release(graph.bytes());
+  graph = SparseDistanceMatrix();
+  r.stats.collapsed = true;
+  r.stats.edges = counts.edges_before;
+  r.stats.collapse_seconds = watch.seconds();
+  return reduce(collapsed, maxdim, threshold, true, r);
+}
+
 // Dense matrix in hand: pick the threshold and the matrix kind, then run.
-RipsResult run_dense(DenseDistanceMatrix&& dist, const RipsRequest& request, Monitor& monitor, MemoryBudget& budget) {
+RipsResult run_dense(DenseDistanceMatrix&& dist, Run& r) {
   const index_t n = dist.size();
-  const index_t maxdim = effective_maxdim(n, request.maxdim);
+  const index_t maxdim = effective_maxdim(n, r.request.maxdim);
   // Beyond the enclosing radius every complex is a cone: no class is born
   // after it and all finite classes die by it, so it bounds the filtration
   // without changing any diagram.
-  const value_t threshold = std::min(request.threshold, enclosing_radius(dist));
-  if (request.threshold < infinity && n > 2) {
-    const double pairs = double(n) * (n - 1) / 2;
-    if (double(count_edges(dist, threshold)) < kSparseDensity * pairs) {
-      SparseDistanceMatrix sparse = sparse_from_dense(dist, threshold, budget);
-      budget.release(dist.bytes());
-      dist.free_storage();
-      return run(sparse, request, maxdim, threshold, monitor, budget, true);
-    }
+  const value_t threshold = std::min(r.request.threshold, enclosing_radius(dist));
+  const double pairs = double(n) * (n - 1) / 2;
+  const std::size_t edges = n > 2 ? count_edges(dist, threshold) : 0;
+  const bool sparse = r.request.threshold < infinity && n > 2 && double(edges) < kSparseDensity * pairs;
+  if (sparse || (n > 2 && collapse_pays(n, edges, maxdim, r.request.collapse))) {
+    SparseDistanceMatrix graph = sparse_from_dense(dist, threshold, r.budget);
+    r.budget.release(dist.bytes());
+    dist.free_storage();
+    return run_sparse(std::move(graph), maxdim, threshold, r);
   }
-  return run(dist, request, maxdim, threshold, monitor, budget, false);
+  return reduce(dist, maxdim, threshold, false, r);
 }
 
 std::size_t meminfo_available() {
@@ -256,6 +293,7 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
   if (d < 1) throw InputError("points need at least one coordinate");
   check_index_range(n, effective_maxdim(n, request.maxdim));
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  Run r{request, monitor, budget, Stopwatch(), RipsStats()};
   const double dense_bytes = double(n) * (n - 1) / 2 * sizeof(value_t);
   // A thresholded cloud too large for a dense matrix goes straight to
   // neighbour lists; otherwise the dense matrix also yields the enclosing
@@ -264,7 +302,7 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
     SparseDistanceMatrix sparse =
         sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
     if (monitor.cancel_requested()) throw Cancelled();
-    return run(sparse, request, effective_maxdim(n, request.maxdim), request.threshold, monitor, budget, true);
+    return run_sparse(std::move(sparse), effective_maxdim(n, request.maxdim), request.threshold, r);
   }
   if (dense_bytes > double(budget.limit()))
     throw MemoryLimitExceeded("the distance matrix of " + std::to_string(n) + " points needs " + mib(dense_bytes) +
@@ -272,13 +310,14 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
                               "; give a threshold (sparse neighbour lists) or use fewer points");
   DenseDistanceMatrix dist = dense_from_points(points, n, d, request.n_threads, budget, monitor);
   if (monitor.cancel_requested()) throw Cancelled();
-  return run_dense(std::move(dist), request, monitor, budget);
+  return run_dense(std::move(dist), r);
 }
 
 RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor) {
   validate(n, request);
   check_index_range(n, effective_maxdim(n, request.maxdim));
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  Run r{request, monitor, budget, Stopwatch(), RipsStats()};
   const std::size_t pairs = std::size_t(n) * (n - 1) / 2;
   budget.charge(pairs * sizeof(value_t), "the distance matrix");
   std::vector<value_t> values(pairs);
@@ -287,7 +326,7 @@ RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsR
       throw InputError("distances must be finite and non-negative (entry " + std::to_string(k) + ")");
     values[k] = static_cast<value_t>(lower[k]) + value_t(0);  // -0.0 -> +0.0: orders by bit pattern
   }
-  return run_dense(DenseDistanceMatrix(n, std::move(values)), request, monitor, budget);
+  return run_dense(DenseDistanceMatrix(n, std::move(values)), r);
 }
 
 }  // namespace tda

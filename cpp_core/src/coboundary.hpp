@@ -14,6 +14,32 @@
 
 namespace tda {
 
+// Vertices of a simplex with x added, kept in decreasing order; returns the
+// position x took.
+inline index_t insert_vertex(const index_t* v, index_t dim, index_t x, index_t* out) {
+  index_t i = 0;
+  for (; i <= dim && v[i] > x; ++i) out[i] = v[i];
+  const index_t position = i;
+  out[i] = x;
+  for (; i <= dim; ++i) out[i + 1] = v[i];
+  return position;
+}
+
+// LocalDistances of a simplex with a vertex inserted at `position`, from
+// those of the simplex and the new vertex's distances `added` to its vertices.
+inline void insert_distances(const value_t* pairwise, index_t dim, index_t position, const value_t* added,
+                             value_t* out) {
+  for (index_t i = 0; i <= dim; ++i) {
+    const index_t ni = i < position ? i : i + 1;
+    for (index_t j = 0; j < i; ++j)
+      out[ni * kMaxVertices + (j < position ? j : j + 1)] = pairwise[i * kMaxVertices + j];
+    if (ni > position)
+      out[ni * kMaxVertices + position] = added[i];
+    else
+      out[position * kMaxVertices + ni] = added[i];
+  }
+}
+
 template <>
 class CoboundaryEnumerator<DenseDistanceMatrix> {
  public:

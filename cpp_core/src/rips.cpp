@@ -56,7 +56,8 @@ constexpr DiameterEntry kNone{0, 0, -1};
 }  // namespace
 
 template <class D>
-RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget)
+RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget,
+                                    RipsStats& stats)
     : dist_(dist),
       options_(options),
       n_(dist.size()),
@@ -64,7 +65,8 @@ RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, M
       binomial_(dist.size() + 1, options.maxdim + 2),
       field_(options.modulus),
       monitor_(monitor),
-      budget_(budget) {}
+      budget_(budget),
+      stats_(stats) {}
 
 template <class D>
 index_t RipsPersistence<D>::max_vertex(index_t index, index_t k, index_t top) const {
@@ -115,32 +117,6 @@ value_t RipsPersistence<D>::diameter_of(index_t index, index_t dim) const {
   for (index_t i = 0; i <= dim; ++i)
     for (index_t j = 0; j < i; ++j) diameter = std::max(diameter, dist_(v[i], v[j]));
   return diameter;
-}
-
-// Vertices of a simplex with x added, kept in decreasing order; returns the
-// position x took.
-inline index_t insert_vertex(const index_t* v, index_t dim, index_t x, index_t* out) {
-  index_t i = 0;
-  for (; i <= dim && v[i] > x; ++i) out[i] = v[i];
-  const index_t position = i;
-  out[i] = x;
-  for (; i <= dim; ++i) out[i + 1] = v[i];
-  return position;
-}
-
-// LocalDistances of a simplex with a vertex inserted at `position`, from
-// those of the simplex and the new vertex's distances `added` to its vertices.
-inline void insert_distances(const value_t* pairwise, index_t dim, index_t position, const value_t* added,
-                             value_t* out) {
-  for (index_t i = 0; i <= dim; ++i) {
-    const index_t ni = i < position ? i : i + 1;
-    for (index_t j = 0; j < i; ++j)
-      out[ni * kMaxVertices + (j < position ? j : j + 1)] = pairwise[i * kMaxVertices + j];
-    if (ni > position)
-      out[ni * kMaxVertices + position] = added[i];
-    else
-      out[position * kMaxVertices + ni] = added[i];
-  }
 }
 
 template <class D>
@@ -324,7 +300,9 @@ std::vector<DiameterIndex> RipsPersistence<SparseDistanceMatrix>::edges() const 
 template <class D>
 void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterIndex>& edges_out,
                                        std::vector<DiameterIndex>& columns) {
+  Stopwatch watch;
   std::vector<DiameterIndex> edge_list = edges();
+  stats_.edges_after_collapse = edge_list.size();
   monitor_.poll(progress_of(0, 0.1));
   // Filtration order: increasing diameter, ties by decreasing index.
   sort_parallel(
@@ -351,6 +329,11 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
   for (index_t i = 0; i < n_; ++i)
     if (components.find(i) == i) diagram.emplace_back(0, infinity);
   monitor_.poll(progress_of(0, 0.7));
+  stats_.dimensions[0].simplices = std::size_t(n_);
+  stats_.dimensions[0].pairs = static_cast<std::size_t>(
+      std::count_if(diagram.begin(), diagram.end(), [](const auto& p) { return p.second < infinity; }));
+  stats_.dimensions[0].essential = diagram.size() - stats_.dimensions[0].pairs;
+  stats_.dim0_seconds += watch.lap();
 
   if (options_.maxdim >= 1) {
     // Edges in a zero-persistence apparent pair need no column; the test is
@@ -374,6 +357,11 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
     monitor_.poll(progress_of(0, 0.95));
     std::size_t kept = 0;
     for (std::size_t i = 0; i < cycle_edges.size(); ++i) kept += !apparent[i];
+    DimensionStats& one = stats_.dimensions[1];
+    one.simplices = edge_list.size();
+    one.cleared = edge_list.size() - cycle_edges.size();
+    one.apparent = cycle_edges.size() - kept;
+    one.assembly_seconds += watch.lap();
     budget_.charge(kept * sizeof(DiameterIndex), "the columns of dimension 1");
     columns.reserve(kept);
     for (std::size_t i = cycle_edges.size(); i-- > 0;)
@@ -408,112 +396,6 @@ DiameterEntry RipsPersistence<D>::get_pivot(WorkingColumn& column) const {
 }
 
 template <class D>
-DiameterEntry RipsPersistence<D>::init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary,
-                                                                index_t dim, const PivotMap& pivots,
-                                                                Enumerator& cofacets,
-                                                                std::vector<DiameterEntry>& scratch) const {
-  // Emergent pair: the first cofacet of equal diameter is the pivot of the
-  // unreduced column; if no earlier column owns it, the column is reduced
-  // already and the rest of its coboundary is never needed.
-  bool check_emergent = true;
-  scratch.clear();
-  cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim, *this, field_.modulus());
-  DiameterEntry cofacet;
-  while (cofacets.next(cofacet)) {
-    if (check_emergent && cofacet.diameter == simplex.diameter) {
-      if (!pivots.find(cofacet.index)) {
-        std::array<index_t, kMaxVertices> w;
-        LocalDistances own, pairwise;
-        local_distances(cofacets.vertices(), dim, own.data());
-        const index_t position = insert_vertex(cofacets.vertices(), dim, cofacets.added_vertex(), w.data());
-        insert_distances(own.data(), dim, position, cofacets.added_distances(), pairwise.data());
-        if (zero_apparent_facet(SimplexView{cofacet.diameter, cofacet.index, dim + 1, w.data(), pairwise.data()})
-                .index < 0)
-          return cofacet;
-      }
-      check_emergent = false;
-    }
-    scratch.push_back(cofacet);
-  }
-  coboundary.assign(scratch.begin(), scratch.end());
-  return get_pivot(coboundary);
-}
-
-template <class D>
-void RipsPersistence<D>::add_simplex_coboundary(const DiameterEntry& simplex, index_t dim, WorkingColumn& reduction,
-                                                WorkingColumn& coboundary, Enumerator& cofacets) const {
-  reduction.push(simplex);
-  cofacets.set(simplex, dim, *this, field_.modulus());
-  DiameterEntry cofacet;
-  while (cofacets.next(cofacet)) coboundary.push(cofacet);
-}
-
-template <class D>
-void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns, PivotMap& pivots, index_t dim,
-                                       Diagram& diagram) {
-  if (columns.size() >= (std::size_t(1) << 32))
-    throw MemoryLimitExceeded("more than 2^32 columns in one dimension; lower the threshold or maxdim");
-  ReductionMatrix reduction_matrix;
-  std::size_t charged = 0;
-  Enumerator cofacets(*this);
-  WorkingColumn working_reduction, working_coboundary;
-  std::vector<DiameterEntry> scratch;
-  const double total = std::max<double>(1, columns.size());
-
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    if ((i & 1023) == 0) {
-      // From dimension 2 on, the first half of a dimension's share went to assembling its columns.
-      const double start = dim >= 2 ? 0.5 : 0.0;
-      monitor_.poll(progress_of(dim, start + (1 - start) * (i / total)));
-      const std::size_t now = reduction_matrix.bytes();
-      if (now > charged) {
-        budget_.charge(now - charged, "the reduction matrix");
-        charged = now;
-      }
-    }
-    const DiameterIndex& column = columns[i];
-    reduction_matrix.start_column();
-    working_reduction.clear();
-    working_coboundary.clear();
-
-    DiameterEntry pivot = init_coboundary_and_get_pivot(column, working_coboundary, dim, pivots, cofacets, scratch);
-    for (;;) {
-      if (pivot.index < 0) {
-        // The cocycle survives to the end of the filtration.
-        diagram.emplace_back(column.diameter, infinity);
-        break;
-      }
-      if (const PivotMap::Slot* owner = pivots.find(pivot.index)) {
-        const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(owner->coefficient)));
-        const DiameterIndex& other = columns[owner->column];
-        add_simplex_coboundary(DiameterEntry{other.diameter, factor, other.index}, dim, working_reduction,
-                               working_coboundary, cofacets);
-        for (const DiameterEntry* e = reduction_matrix.begin(owner->column); e != reduction_matrix.end(owner->column);
-             ++e)
-          add_simplex_coboundary(DiameterEntry{e->diameter, field_.mul(e->coefficient, factor), e->index}, dim,
-                                 working_reduction, working_coboundary, cofacets);
-      } else {
-        const DiameterEntry facet = zero_apparent_facet({pivot.diameter, pivot.index}, dim + 1);
-        if (facet.index >= 0) {
-          // The apparent column is its own unreduced coboundary.
-          const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(facet.coefficient)));
-          add_simplex_coboundary(DiameterEntry{facet.diameter, factor, facet.index}, dim, working_reduction,
-                                 working_coboundary, cofacets);
-        } else {
-          if (pivot.diameter > column.diameter) diagram.emplace_back(column.diameter, pivot.diameter);
-          pivots.insert(pivot.index, i, pivot.coefficient);
-          for (DiameterEntry e = pop_pivot(working_reduction); e.index >= 0; e = pop_pivot(working_reduction))
-            reduction_matrix.push(e);
-          break;
-        }
-      }
-      pivot = get_pivot(working_coboundary);
-    }
-  }
-  budget_.release(charged);
-}
-
-template <class D>
 void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices, std::vector<DiameterIndex>& columns,
                                           const PivotMap& pivots, index_t dim) {
   // Cofacets (of dimension `dim`) of the simplices of dimension dim - 1. A
@@ -521,7 +403,10 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
   // zero-persistence apparent pair.
   const bool keep_simplices = dim < options_.maxdim;
   const int parts = std::max(1, options_.n_threads);
+  Stopwatch watch;
   std::vector<std::vector<DiameterIndex>> part_columns(parts), part_simplices(parts);
+  // Per part: simplices, cleared, apparent.
+  std::vector<std::array<std::size_t, 3>> part_counts(parts, {0, 0, 0});
   std::vector<std::size_t> bounds(parts + 1);
   for (int t = 0; t <= parts; ++t) bounds[t] = simplices.size() * t / parts;
 
@@ -530,6 +415,7 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
       Enumerator cofacets(*this);
       auto& out_columns = part_columns[t];
       auto& out_simplices = part_simplices[t];
+      auto& counts = part_counts[t];
       DiameterEntry cofacet;
       std::array<index_t, kMaxVertices> w;
       LocalDistances own, pairwise;
@@ -545,7 +431,11 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
         while (cofacets.next(cofacet, false)) {
           const DiameterIndex c{cofacet.diameter, cofacet.index};
           if (keep_simplices) out_simplices.push_back(c);
-          if (pivots.find(c.index)) continue;
+          ++counts[0];
+          if (pivots.find(c.index) != PivotMap::kNoOwner) {
+            ++counts[1];
+            continue;
+          }
           if (!own_known) {
             local_distances(cofacets.vertices(), dim - 1, own.data());
             own_known = true;
@@ -553,8 +443,10 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
           const index_t position = insert_vertex(cofacets.vertices(), dim - 1, cofacets.added_vertex(), w.data());
           insert_distances(own.data(), dim - 1, position, cofacets.added_distances(), pairwise.data());
           const SimplexView view{c.diameter, c.index, dim, w.data(), pairwise.data()};
-          if (zero_apparent_facet(view).index >= 0) continue;
-          if (zero_apparent_cofacet(view).index >= 0) continue;
+          if (zero_apparent_facet(view).index >= 0 || zero_apparent_cofacet(view).index >= 0) {
+            ++counts[2];
+            continue;
+          }
           out_columns.push_back(c);
         }
       }
@@ -586,17 +478,24 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
     std::vector<DiameterIndex>().swap(simplices);
   }
   sort_parallel(columns, GreaterDiameterOrSmallerIndex(), options_.n_threads, budget_);
+  DimensionStats& stats = stats_.dimensions[dim];
+  for (const auto& c : part_counts) {
+    stats.simplices += c[0];
+    stats.cleared += c[1];
+    stats.apparent += c[2];
+  }
+  stats.assembly_seconds += watch.seconds();
 }
 
 template <class D>
 std::vector<Diagram> RipsPersistence<D>::compute() {
   std::vector<Diagram> diagrams(options_.maxdim + 1);
+  stats_.dimensions.assign(options_.maxdim + 1, DimensionStats{});
   std::vector<DiameterIndex> simplices, columns;
   compute_dim_0(diagrams[0], simplices, columns);
   for (index_t dim = 1; dim <= options_.maxdim; ++dim) {
-    PivotMap pivots;
-    pivots.reserve(columns.size());
-    budget_.charge(pivots.bytes(), "the pivot table");
+    budget_.charge(PivotMap::bytes_for(columns.size()), "the pivot table");
+    PivotMap pivots(columns.size());
     compute_pairs(columns, pivots, dim, diagrams[dim]);
     if (dim < options_.maxdim) assemble_columns(simplices, columns, pivots, dim + 1);
     budget_.release(pivots.bytes());

@@ -8,8 +8,13 @@
 
 #include "tda/core.hpp"
 #include "tda/rips.hpp"
+#include "tda/stats.hpp"
 
 namespace tda {
+
+// Edge collapse before the reduction (see tda/collapse.hpp): `automatic`
+// collapses when an estimate says it pays (see collapse_pays in api.cpp).
+enum class CollapseMode { off, on, automatic };
 
 struct RipsRequest {
   index_t maxdim = 1;
@@ -17,6 +22,7 @@ struct RipsRequest {
   coefficient_t modulus = 2;
   int n_threads = 1;
   std::size_t memory_limit = 0;  // bytes; 0: default_memory_limit()
+  CollapseMode collapse = CollapseMode::automatic;
 };
 
 struct RipsResult {
@@ -24,6 +30,7 @@ struct RipsResult {
   bool sparse = false;            // which distance matrix kind ran
   value_t threshold = infinity;   // the threshold the reduction used
   std::size_t estimated_bytes = 0;
+  RipsStats stats;
 };
 
 // A share of the memory this process can still use (MemAvailable, or the

@@ -1,0 +1,206 @@
+#include "tda/collapse.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace tda {
+
+namespace {
+
+// Below this share of all pairs an adjacency test is a binary search in a
+// neighbour list; above it a square table of edge times pays for itself.
+constexpr double kDenseShare = 1.0 / 16;
+constexpr std::size_t kDenseBytes = std::size_t(64) << 20;
+
+struct TimedEdge {
+  value_t time;
+  std::int32_t u, v;  // u > v
+};
+
+struct TimedVertex {
+  value_t time;
+  std::int32_t vertex;
+};
+
+class EdgeCollapser {
+ public:
+  EdgeCollapser(const SparseDistanceMatrix& graph, MemoryBudget& budget) : n_(graph.size()), budget_(budget) {
+    offsets_.resize(n_ + 1, 0);
+    for (index_t v = 0; v < n_; ++v) offsets_[v + 1] = offsets_[v] + graph.degree(v);
+    charge(offsets_.size() * sizeof(std::size_t) + offsets_[n_] * sizeof(Neighbor) +
+           offsets_[n_] / 2 * sizeof(TimedEdge));
+    adjacency_.reserve(offsets_[n_]);
+    for (index_t v = 0; v < n_; ++v) adjacency_.insert(adjacency_.end(), graph.begin(v), graph.end(v));
+    const double pairs = double(n_) * double(n_);
+    if (double(adjacency_.size()) >= kDenseShare * pairs && pairs * sizeof(value_t) <= kDenseBytes &&
+        budget_.used() + pairs * sizeof(value_t) <= budget_.limit()) {
+      charge(std::size_t(pairs) * sizeof(value_t));
+      table_.assign(std::size_t(pairs), infinity);
+      for (index_t v = 0; v < n_; ++v)
+        for (const Neighbor* nb = first(v); nb != last(v); ++nb)
+          table_[std::size_t(v) * n_ + nb->vertex] = nb->distance;
+    }
+  }
+  EdgeCollapser(const EdgeCollapser&) = delete;
+  EdgeCollapser& operator=(const EdgeCollapser&) = delete;
+  ~EdgeCollapser() { budget_.release(charged_); }
+
+  SparseDistanceMatrix run(const Monitor& monitor, CollapseCounts& counts) {
+    // Last edge first; among equal lengths the reverse of the filtration's
+    // tie order (any fixed order would do: ties may be broken either way).
+    std::vector<TimedEdge> edges;
+    edges.reserve(adjacency_.size() / 2);
+    for (index_t u = 0; u < n_; ++u)
+      for (const Neighbor* nb = first(u); nb != last(u) && nb->vertex < u; ++nb)
+        edges.push_back({nb->distance, std::int32_t(u), nb->vertex});
+    std::sort(edges.begin(), edges.end(), [](const TimedEdge& a, const TimedEdge& b) {
+      return a.time > b.time || (a.time == b.time && (a.u < b.u || (a.u == b.u && a.v < b.v)));
+    });
+    counts.edges_before = edges.size();
+    std::size_t removed = 0;
+    for (std::size_t k = 0; k < edges.size(); ++k) {
+      if ((k & 1023) == 0 && monitor.cancel_requested()) throw Cancelled();
+      const TimedEdge& e = edges[k];
+      const value_t time = settle_time(e);
+      if (time == infinity) {
+        set_time(e.u, e.v, infinity);
+        ++removed;
+      } else if (time != e.time) {
+        set_time(e.u, e.v, time);
+        ++counts.delayed;
+      }
+    }
+    counts.edges_after = edges.size() - removed;
+    return remaining();
+  }
+
+ private:
+  void charge(std::size_t bytes) {
+    budget_.charge(bytes, "the edge collapse");
+    charged_ += bytes;
+  }
+  Neighbor* first(index_t v) { return adjacency_.data() + offsets_[v]; }
+  Neighbor* last(index_t v) { return adjacency_.data() + offsets_[v + 1]; }
+  const Neighbor* first(index_t v) const { return adjacency_.data() + offsets_[v]; }
+  const Neighbor* last(index_t v) const { return adjacency_.data() + offsets_[v + 1]; }
+
+  Neighbor* find(index_t a, index_t b) {
+    Neighbor* it =
+        std::lower_bound(first(a), last(a), b, [](const Neighbor& nb, index_t vertex) { return nb.vertex < vertex; });
+    return (it != last(a) && it->vertex == b) ? it : nullptr;
+  }
+
+  // The current time of edge {a, b}: its length, or where it was moved to; infinity when absent.
+  value_t time(index_t a, index_t b) const {
+    if (!table_.empty()) return table_[std::size_t(a) * n_ + b];
+    const Neighbor* it =
+        std::lower_bound(first(a), last(a), b, [](const Neighbor& nb, index_t vertex) { return nb.vertex < vertex; });
+    return (it != last(a) && it->vertex == b) ? it->distance : infinity;
+  }
+
+  void set_time(index_t a, index_t b, value_t t) {
+    find(a, b)->distance = t;
+    find(b, a)->distance = t;
+    if (!table_.empty()) table_[std::size_t(a) * n_ + b] = table_[std::size_t(b) * n_ + a] = t;
+  }
+
+  // Where edge e belongs: its own time if no vertex dominates it there, else
+  // the first later time at which none does, or infinity if one always does.
+  value_t settle_time(const TimedEdge& e) {
+    common_neighbors(e.u, e.v, e.time);
+    value_t t = e.time;
+    bool heap = false;
+    auto later_first = [](const TimedVertex& a, const TimedVertex& b) { return a.time > b.time; };
+    for (index_t c = dominator(t); c >= 0; c = dominator(t)) {
+      // c keeps dominating until a vertex joins the common neighbourhood
+      // before it is adjacent to c.
+      if (!heap) {
+        std::make_heap(later_.begin(), later_.end(), later_first);
+        heap = true;
+      }
+      for (bool still = true; still;) {
+        if (later_.empty()) return infinity;
+        t = later_.front().time;
+        while (!later_.empty() && later_.front().time <= t) {
+          const TimedVertex w = later_.front();
+          if (time(c, w.vertex) > w.time) still = false;
+          present_.push_back(w.vertex);
+          std::pop_heap(later_.begin(), later_.end(), later_first);
+          later_.pop_back();
+        }
+      }
+    }
+    return t;
+  }
+
+  // Common neighbours of u and v: those joined by time t, and the later ones with their joining times.
+  void common_neighbors(index_t u, index_t v, value_t t) {
+    present_.clear();
+    later_.clear();
+    const Neighbor *a = first(u), *a_end = last(u), *b = first(v), *b_end = last(v);
+    while (a != a_end && b != b_end) {
+      if (a->vertex < b->vertex) {
+        ++a;
+      } else if (a->vertex > b->vertex) {
+        ++b;
+      } else {
+        const value_t joins = std::max(a->distance, b->distance);
+        if (joins <= t)
+          present_.push_back(a->vertex);
+        else if (joins < infinity)
+          later_.push_back({joins, a->vertex});
+        ++a;
+        ++b;
+      }
+    }
+  }
+
+  // A vertex of the common neighbourhood adjacent at time t to all the others, or -1.
+  index_t dominator(value_t t) const {
+    for (const std::int32_t c : present_) {
+      bool all = true;
+      for (const std::int32_t w : present_)
+        if (w != c && time(c, w) > t) {
+          all = false;
+          break;
+        }
+      if (all) return c;
+    }
+    return -1;
+  }
+
+  SparseDistanceMatrix remaining() {
+    std::vector<std::size_t> offsets(n_ + 1, 0);
+    for (index_t v = 0; v < n_; ++v) {
+      std::size_t kept = 0;
+      for (const Neighbor* nb = first(v); nb != last(v); ++nb) kept += nb->distance < infinity;
+      offsets[v + 1] = offsets[v] + kept;
+    }
+    budget_.charge(offsets.size() * sizeof(std::size_t) + offsets[n_] * sizeof(Neighbor), "the collapsed graph");
+    std::vector<Neighbor> neighbors;
+    neighbors.reserve(offsets[n_]);
+    for (const Neighbor& nb : adjacency_)
+      if (nb.distance < infinity) neighbors.push_back(nb);
+    return SparseDistanceMatrix(n_, std::move(offsets), std::move(neighbors));
+  }
+
+  index_t n_;
+  MemoryBudget& budget_;
+  std::size_t charged_ = 0;
+  std::vector<std::size_t> offsets_;
+  std::vector<Neighbor> adjacency_;  // sorted by vertex; distance = the edge's current time
+  std::vector<value_t> table_;       // n x n times, when dense enough
+  std::vector<std::int32_t> present_;
+  std::vector<TimedVertex> later_;
+};
+
+}  // namespace
+
+SparseDistanceMatrix collapse_edges(const SparseDistanceMatrix& graph, MemoryBudget& budget, const Monitor& monitor,
+                                    CollapseCounts& counts) {
+  EdgeCollapser collapser(graph, budget);
+  return collapser.run(monitor, counts);
+}
+
+}  // namespace tda
