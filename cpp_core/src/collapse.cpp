@@ -1,6 +1,7 @@
 #include "tda/collapse.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -46,7 +47,7 @@ class EdgeCollapser {
   EdgeCollapser& operator=(const EdgeCollapser&) = delete;
   ~EdgeCollapser() { budget_.release(charged_); }
 
-  SparseDistanceMatrix run(const Monitor& monitor, CollapseCounts& counts) {
+  SparseDistanceMatrix run(const Monitor& monitor, CollapseCounts& counts, CollapseProbe probe) {
     // Last edge first; among equal lengths the reverse of the filtration's
     // tie order (any fixed order would do: ties may be broken either way).
     std::vector<TimedEdge> edges;
@@ -59,8 +60,13 @@ class EdgeCollapser {
     });
     counts.edges_before = edges.size();
     std::size_t removed = 0;
+    const std::size_t probe_end = probe.share > 0 ? static_cast<std::size_t>(probe.share * double(edges.size())) : 0;
     for (std::size_t k = 0; k < edges.size(); ++k) {
       if ((k & 1023) == 0 && monitor.cancel_requested()) throw Cancelled();
+      if (k == probe_end && k > 0 && double(removed) < probe.removed * double(k)) {
+        counts.abandoned = true;
+        return SparseDistanceMatrix();
+      }
       const TimedEdge& e = edges[k];
       const value_t time = settle_time(e);
       if (time == infinity) {
@@ -138,6 +144,20 @@ class EdgeCollapser {
   void common_neighbors(index_t u, index_t v, value_t t) {
     present_.clear();
     later_.clear();
+    witnesses_ = 0;
+    if (!table_.empty()) {
+      // Two rows of the table: no data-dependent choice of which list to advance.
+      const value_t* row_u = table_.data() + std::size_t(u) * n_;
+      const value_t* row_v = table_.data() + std::size_t(v) * n_;
+      for (index_t w = 0; w < n_; ++w) {
+        const value_t joins = std::max(row_u[w], row_v[w]);
+        if (joins <= t)
+          present_.push_back(std::int32_t(w));
+        else if (joins < infinity)
+          later_.push_back({joins, std::int32_t(w)});
+      }
+      return;
+    }
     const Neighbor *a = first(u), *a_end = last(u), *b = first(v), *b_end = last(v);
     while (a != a_end && b != b_end) {
       if (a->vertex < b->vertex) {
@@ -156,18 +176,35 @@ class EdgeCollapser {
     }
   }
 
-  // A vertex of the common neighbourhood adjacent at time t to all the others, or -1.
-  index_t dominator(value_t t) const {
+  // A vertex of the common neighbourhood adjacent at time t to all the
+  // others, or -1. The vertices that refuted earlier candidates are tried
+  // first on the next: one of them refutes most candidates at once.
+  index_t dominator(value_t t) {
     for (const std::int32_t c : present_) {
+      if (refuted(c, t)) continue;
       bool all = true;
       for (const std::int32_t w : present_)
         if (w != c && time(c, w) > t) {
+          remember_witness(w);
           all = false;
           break;
         }
       if (all) return c;
     }
     return -1;
+  }
+
+  bool refuted(std::int32_t c, value_t t) const {
+    for (std::size_t i = 0; i < witnesses_; ++i)
+      if (witness_[i] != c && time(c, witness_[i]) > t) return true;
+    return false;
+  }
+
+  void remember_witness(std::int32_t w) {
+    const std::size_t k = std::min(witnesses_, kWitnesses - 1);
+    std::copy_backward(witness_.begin(), witness_.begin() + k, witness_.begin() + k + 1);
+    witness_[0] = w;
+    witnesses_ = k + 1;
   }
 
   SparseDistanceMatrix remaining() {
@@ -193,14 +230,28 @@ class EdgeCollapser {
   std::vector<value_t> table_;       // n x n times, when dense enough
   std::vector<std::int32_t> present_;
   std::vector<TimedVertex> later_;
+  // Common neighbours of the edge at hand that refuted a candidate, latest
+  // first; they stay common neighbours as the neighbourhood only grows.
+  static constexpr std::size_t kWitnesses = 8;
+  std::array<std::int32_t, kWitnesses> witness_;
+  std::size_t witnesses_ = 0;
 };
 
 }  // namespace
 
 SparseDistanceMatrix collapse_edges(const SparseDistanceMatrix& graph, MemoryBudget& budget, const Monitor& monitor,
-                                    CollapseCounts& counts) {
+                                    CollapseCounts& counts, CollapseProbe probe) {
   EdgeCollapser collapser(graph, budget);
-  return collapser.run(monitor, counts);
+  return collapser.run(monitor, counts, probe);
+}
+
+std::size_t collapse_bytes(index_t n, std::size_t edges) {
+  // The collapser's copy of the lists, its edge list, the table when dense
+  // enough, and the collapsed lists.
+  const double pairs = double(n) * double(n);
+  const bool table = 2.0 * double(edges) >= kDenseShare * pairs && pairs * sizeof(value_t) <= kDenseBytes;
+  return 2 * (std::size_t(n) + 1) * sizeof(std::size_t) + 4 * edges * sizeof(Neighbor) + edges * sizeof(TimedEdge) +
+         (table ? std::size_t(pairs) * sizeof(value_t) : 0);
 }
 
 }  // namespace tda

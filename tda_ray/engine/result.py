@@ -21,7 +21,13 @@ class PersistenceResult:
 
     ``diagrams[k]`` is a float64 array of shape ``(m, 2)`` of (birth, death) pairs in homology dimension
     ``k``; essential classes have death ``inf``.  ``extras`` holds what the run reports beside the diagrams
-    (``sparse``, ``effective_threshold``, ``landmarks`` for landmark runs).
+    (``sparse``, ``effective_threshold``, ``landmarks`` for landmark runs).  ``stats`` is the engine's account
+    of the run: ``threads``, ``points``, ``edges`` (within the threshold) and ``edges_after_collapse``,
+    ``collapsed``, the phase times ``distances_s``, ``collapse_s``, ``dim0_s``, ``total_s``, and per homology
+    dimension (``dimensions[k]``) the simplices and what became of them (``cleared``, ``apparent``,
+    ``emergent``, ``reduced``: they add up to ``simplices`` from dimension 1 on), the reduction's work
+    (``column_additions``, ``coboundaries``, ``heap_pushes``, ``rereduced``, ``retired_entries``), ``pairs``,
+    ``essential`` and the times ``assembly_s``, ``reduction_s``.
     """
 
     diagrams: list[npt.NDArray[np.float64]]
@@ -30,6 +36,7 @@ class PersistenceResult:
     threshold: float | None
     n_points: int
     extras: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def betti_numbers(self, scale: float) -> npt.NDArray[np.int64]:
         """Betti numbers of the complex at filtration value ``scale``."""

@@ -13,7 +13,8 @@
 namespace tda {
 
 // Edge collapse before the reduction (see tda/collapse.hpp): `automatic`
-// collapses when an estimate says it pays (see collapse_pays in api.cpp).
+// collapses from maxdim 2 on unless a probe of the longest edges finds it
+// removes too few (see kAutoProbe in api.cpp).
 enum class CollapseMode { off, on, automatic };
 
 struct RipsRequest {

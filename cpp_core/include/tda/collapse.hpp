@@ -24,10 +24,24 @@ struct CollapseCounts {
   std::size_t edges_before = 0;
   std::size_t edges_after = 0;
   std::size_t delayed = 0;  // kept, but at a later time than their length
+  bool abandoned = false;   // the probe found too little to remove
 };
 
-// The collapsed graph of `graph` (all its edges, whatever their length).
+// The collapse that gives up early, for runs that only want it if it pays:
+// after the first `share` of the edges (the longest, where the
+// high-dimensional simplices are), it stops unless at least `removed` of them
+// went.
+struct CollapseProbe {
+  double share = 0;  // 0: never give up
+  double removed = 0;
+};
+
+// The collapsed graph of `graph` (all its edges, whatever their length); an
+// empty graph when the probe gave up (counts.abandoned).
 SparseDistanceMatrix collapse_edges(const SparseDistanceMatrix& graph, MemoryBudget& budget, const Monitor& monitor,
-                                    CollapseCounts& counts);
+                                    CollapseCounts& counts, CollapseProbe probe = {});
+
+// Bytes a collapse of `edges` edges on `n` vertices may allocate at most.
+std::size_t collapse_bytes(index_t n, std::size_t edges);
 
 }  // namespace tda
