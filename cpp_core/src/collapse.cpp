@@ -91,18 +91,26 @@ class EdgeCollapser {
   const Neighbor* first(index_t v) const { return adjacency_.data() + offsets_[v]; }
   const Neighbor* last(index_t v) const { return adjacency_.data() + offsets_[v + 1]; }
 
-  Neighbor* find(index_t a, index_t b) {
-    Neighbor* it =
-        std::lower_bound(first(a), last(a), b, [](const Neighbor& nb, index_t vertex) { return nb.vertex < vertex; });
-    return (it != last(a) && it->vertex == b) ? it : nullptr;
+  // The entry of b in a's list, or null. A binary search whose steps are
+  // conditional moves: the comparisons are unpredictable.
+  const Neighbor* search(index_t a, index_t b) const {
+    const Neighbor* base = first(a);
+    std::size_t len = offsets_[a + 1] - offsets_[a];
+    if (len == 0) return nullptr;
+    while (len > 1) {
+      const std::size_t half = len / 2;
+      base = base[half - 1].vertex < b ? base + half : base;
+      len -= half;
+    }
+    return base->vertex == b ? base : nullptr;
   }
+  Neighbor* find(index_t a, index_t b) { return const_cast<Neighbor*>(search(a, b)); }
 
   // The current time of edge {a, b}: its length, or where it was moved to; infinity when absent.
   value_t time(index_t a, index_t b) const {
     if (!table_.empty()) return table_[std::size_t(a) * n_ + b];
-    const Neighbor* it =
-        std::lower_bound(first(a), last(a), b, [](const Neighbor& nb, index_t vertex) { return nb.vertex < vertex; });
-    return (it != last(a) && it->vertex == b) ? it->distance : infinity;
+    const Neighbor* it = search(a, b);
+    return it ? it->distance : infinity;
   }
 
   void set_time(index_t a, index_t b, value_t t) {
@@ -158,22 +166,27 @@ class EdgeCollapser {
       }
       return;
     }
+    // A merge of the two sorted lists without data-dependent branches: every
+    // step writes its candidate and keeps it only when it is a common
+    // neighbour of the right kind.
     const Neighbor *a = first(u), *a_end = last(u), *b = first(v), *b_end = last(v);
+    const std::size_t most = std::min(a_end - a, b_end - b);
+    present_.resize(most);
+    later_.resize(most);
+    std::size_t np = 0, nl = 0;
     while (a != a_end && b != b_end) {
-      if (a->vertex < b->vertex) {
-        ++a;
-      } else if (a->vertex > b->vertex) {
-        ++b;
-      } else {
-        const value_t joins = std::max(a->distance, b->distance);
-        if (joins <= t)
-          present_.push_back(a->vertex);
-        else if (joins < infinity)
-          later_.push_back({joins, a->vertex});
-        ++a;
-        ++b;
-      }
+      const std::int32_t va = a->vertex, vb = b->vertex;
+      const value_t joins = std::max(a->distance, b->distance);
+      const bool common = va == vb;
+      present_[np] = va;
+      later_[nl] = {joins, va};
+      np += common & (joins <= t);
+      nl += common & (joins > t) & (joins < infinity);
+      a += va <= vb;
+      b += vb <= va;
     }
+    present_.resize(np);
+    later_.resize(nl);
   }
 
   // A vertex of the common neighbourhood adjacent at time t to all the
