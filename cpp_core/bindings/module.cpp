@@ -56,6 +56,8 @@ py::dict to_python(const tda::RipsStats& stats) {
     item["heap_pushes"] = d.heap_pushes;
     item["rereduced"] = d.rereduced;
     item["retired_entries"] = d.retired_entries;
+    item["threads"] = d.threads;
+    item["reduction_bytes"] = d.reduction_bytes;
     item["pairs"] = d.pairs;
     item["essential"] = d.essential;
     item["assembly_s"] = d.assembly_seconds;
@@ -72,6 +74,8 @@ py::dict to_python(const tda::RipsStats& stats) {
   out["collapse_s"] = stats.collapse_seconds;
   out["dim0_s"] = stats.dim0_seconds;
   out["total_s"] = stats.total_seconds;
+  out["estimated_bytes"] = stats.estimated_bytes;
+  out["peak_bytes"] = stats.peak_bytes;
   out["dimensions"] = dimensions;
   return out;
 }

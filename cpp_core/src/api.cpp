@@ -214,6 +214,8 @@ RipsResult reduce(const D& dist, index_t maxdim, value_t threshold, bool sparse,
   result.stats.dimensions.resize(r.request.maxdim + 1);
   if (!result.stats.collapsed) result.stats.edges = result.stats.edges_after_collapse;
   result.stats.total_seconds = r.clock.seconds();
+  result.stats.peak_bytes = r.budget.peak();
+  result.stats.estimated_bytes = result.estimated_bytes;
   return result;
 }
 

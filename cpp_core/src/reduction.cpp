@@ -41,6 +41,7 @@ class ColumnArena {
   ColumnArena(const ColumnArena&) = delete;
   ColumnArena& operator=(const ColumnArena&) = delete;
   ~ColumnArena() { budget_.release(charged_); }
+  std::size_t charged() const { return charged_; }
 
   // A column holding `entries` (whose count it records), valid until the arena goes.
   const DiameterEntry* store(const std::vector<DiameterEntry>& entries) {
@@ -345,6 +346,9 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
   for (int t = 1; t < threads; ++t) workers.emplace_back(work, t);
   work(0);
   for (auto& w : workers) w.join();
+  stats.threads = std::max(stats.threads, threads);
+  stats.reduction_bytes = shared_bytes;
+  for (const auto& arena : arenas) stats.reduction_bytes += arena->charged();
   budget_.release(shared_bytes);
   if (error) std::rethrow_exception(error);
   if (monitor_.cancel_requested()) throw Cancelled();

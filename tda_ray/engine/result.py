@@ -23,10 +23,13 @@ class PersistenceResult:
     ``k``; essential classes have death ``inf``.  ``extras`` holds what the run reports beside the diagrams
     (``sparse``, ``effective_threshold``, ``landmarks`` for landmark runs).  ``stats`` is the engine's account
     of the run: ``threads``, ``points``, ``edges`` (within the threshold) and ``edges_after_collapse``,
-    ``collapsed``, the phase times ``distances_s``, ``collapse_s``, ``dim0_s``, ``total_s``, and per homology
+    ``collapsed``, the phase times ``distances_s``, ``collapse_s``, ``dim0_s``, ``total_s``, ``estimated_bytes``
+    (the up-front estimate checked against the memory limit), ``peak_bytes`` (most memory its budget held at
+    once), and per homology
     dimension (``dimensions[k]``) the simplices and what became of them (``cleared``, ``apparent``,
     ``emergent``, ``reduced``: they add up to ``simplices`` from dimension 1 on), the reduction's work
-    (``column_additions``, ``coboundaries``, ``heap_pushes``, ``rereduced``, ``retired_entries``), ``pairs``,
+    (``column_additions``, ``coboundaries``, ``heap_pushes``, ``rereduced``, ``retired_entries``, ``threads``,
+    ``reduction_bytes``), ``pairs``,
     ``essential`` and the times ``assembly_s``, ``reduction_s``.
     """
 

@@ -177,12 +177,18 @@ class MemoryBudget {
   MemoryBudget& operator=(const MemoryBudget&) = delete;
   std::size_t limit() const { return limit_; }
   std::size_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Most bytes held at once so far.
+  std::size_t peak() const { return peak_.load(std::memory_order_relaxed); }
   void charge(std::size_t bytes, const char* what) {
-    if (used_.fetch_add(bytes, std::memory_order_relaxed) + bytes > limit_) {
+    const std::size_t now = used_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    if (now > limit_) {
       used_.fetch_sub(bytes, std::memory_order_relaxed);
       throw MemoryLimitExceeded(std::string("the computation needs more memory than its limit of ") +
                                 std::to_string(limit_ >> 20) + " MiB (while allocating " + what +
                                 "); lower the threshold or maxdim, or use fewer points");
+    }
+    std::size_t high = peak_.load(std::memory_order_relaxed);
+    while (now > high && !peak_.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
     }
   }
   void release(std::size_t bytes) {
@@ -194,6 +200,7 @@ class MemoryBudget {
  private:
   std::size_t limit_;
   std::atomic<std::size_t> used_{0};
+  std::atomic<std::size_t> peak_{0};
 };
 
 // Wall-clock seconds since construction (or the last restart), for the phase times of a run's statistics.

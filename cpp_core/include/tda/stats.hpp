@@ -25,6 +25,8 @@ struct DimensionStats {
   std::size_t retired_entries = 0;   // V entries left behind by those re-reductions
   std::size_t pairs = 0;             // pairs of positive persistence
   std::size_t essential = 0;         // classes that never die
+  int threads = 0;                   // threads the reduction ran on (fewer than asked for few columns)
+  std::size_t reduction_bytes = 0;   // memory the reduction charged: column data and V
   double assembly_seconds = 0;       // finding the columns (dimension 1: the apparent test of the edges)
   double reduction_seconds = 0;
 };
@@ -39,6 +41,8 @@ struct RipsStats {
   double collapse_seconds = 0;
   double dim0_seconds = 0;  // edge list, sort, union-find
   double total_seconds = 0;
+  std::size_t estimated_bytes = 0;         // the up-front estimate the budget was checked against
+  std::size_t peak_bytes = 0;              // most memory the run's budget held at once
   std::vector<DimensionStats> dimensions;  // index = homology dimension
 };
 
