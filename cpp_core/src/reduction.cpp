@@ -186,7 +186,7 @@ class ColumnReducer {
     bool check_emergent = true;
     scratch_.clear();
     ++counts.coboundaries;
-    cofacets_.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim, engine_, field_.modulus());
+    cofacets_.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim, field_.modulus());
     DiameterEntry cofacet;
     while (cofacets_.next(cofacet)) {
       if (check_emergent && cofacet.diameter == simplex.diameter) {
@@ -224,7 +224,7 @@ class ColumnReducer {
 
   void add_simplex_coboundary(const DiameterEntry& simplex) {
     ++counts.coboundaries;
-    cofacets_.set(simplex, shared_.dim, engine_, field_.modulus());
+    cofacets_.set(simplex, shared_.dim, field_.modulus());
     DiameterEntry cofacet;
     std::size_t pushed = 0;
     while (cofacets_.next(cofacet)) {

@@ -127,74 +127,12 @@ void RipsPersistence<D>::local_distances(const index_t* v, index_t dim, value_t*
 
 template <class D>
 typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(const SimplexView& s,
-                                                                            value_t* added_distances) const {
-  const index_t dim = s.dim;
-  const index_t* v = s.vertices;
-  if constexpr (std::is_same_v<D, DenseDistanceMatrix>) {
-    // Walk x down from n - 1, keeping the index parts above and below x.
-    index_t idx_below = s.index, idx_above = 0, m = dim + 1;
-    for (index_t x = n_ - 1; x >= 0; --x) {
-      if (m > 0 && x == v[dim + 1 - m]) {
-        idx_below -= binomial_(x, m);
-        idx_above += binomial_(x, m + 1);
-        --m;
-        continue;
-      }
-      bool within = true;
-      for (index_t i = 0; i <= dim; ++i)
-        if (dist_(x, v[i]) > s.diameter) {
-          within = false;
-          break;
-        }
-      if (within) {
-        if (added_distances)
-          for (index_t i = 0; i <= dim; ++i) added_distances[i] = dist_(x, v[i]);
-        const coefficient_t sign = (m & 1) ? field_.modulus() - 1 : 1;
-        return {DiameterEntry{s.diameter, sign, idx_above + binomial_(x, m + 1) + idx_below}, x};
-      }
-    }
-  } else {
-    // Common neighbours within the diameter, in decreasing order, found by
-    // walking the shortest list and merging the others.
-    index_t lead = 0;
-    std::array<const Neighbor*, kMaxVertices> cursor;
-    for (index_t i = 0; i <= dim; ++i) {
-      cursor[i] = dist_.end(v[i]);
-      if (dist_.degree(v[i]) < dist_.degree(v[lead])) lead = i;
-    }
-    const Neighbor* const lead_begin = dist_.begin(v[lead]);
-    for (const Neighbor* c = cursor[lead]; c != lead_begin;) {
-      --c;
-      if (c->distance > s.diameter) continue;
-      const index_t x = c->vertex;
-      bool common = true;
-      for (index_t i = 0; i <= dim && common; ++i) {
-        if (i == lead) continue;
-        const Neighbor* begin = dist_.begin(v[i]);
-        const Neighbor*& ci = cursor[i];
-        while (ci != begin && (ci - 1)->vertex > x) --ci;
-        common = ci != begin && (ci - 1)->vertex == x && (ci - 1)->distance <= s.diameter;
-      }
-      if (!common) continue;
-      if (added_distances) {
-        added_distances[lead] = c->distance;
-        for (index_t i = 0; i <= dim; ++i)
-          if (i != lead) added_distances[i] = (cursor[i] - 1)->distance;
-      }
-      index_t index = 0, m = 0;
-      for (index_t i = 0; i <= dim; ++i) {
-        const index_t position = dim - i;  // ascending position of v[i]
-        if (v[i] > x)
-          index += binomial_(v[i], position + 2);
-        else
-          index += binomial_(v[i], position + 1), ++m;
-      }
-      index += binomial_(x, m + 1);
-      const coefficient_t sign = (m & 1) ? field_.modulus() - 1 : 1;
-      return {DiameterEntry{s.diameter, sign, index}, x};
-    }
-  }
-  return {kNone, -1};
+                                                                            Enumerator& cofacets) const {
+  // The first cofacet the enumerator gives within the simplex's own diameter.
+  cofacets.set(DiameterEntry{s.diameter, 1, s.index}, s.dim, s.vertices, field_.modulus(), s.diameter);
+  DiameterEntry cofacet;
+  if (!cofacets.next(cofacet)) return {kNone, -1};
+  return {cofacet, cofacets.added_vertex()};
 }
 
 template <class D>
@@ -235,8 +173,8 @@ typename RipsPersistence<D>::Facet RipsPersistence<D>::zero_pivot_facet(const Si
 
 template <class D>
 DiameterEntry RipsPersistence<D>::zero_apparent_cofacet(const SimplexView& s) const {
-  std::array<value_t, kMaxVertices> added;
-  const Cofacet cofacet = zero_pivot_cofacet(s, added.data());
+  Enumerator cofacets(*this);
+  const Cofacet cofacet = zero_pivot_cofacet(s, cofacets);
   if (cofacet.entry.index < 0) return kNone;
   std::array<index_t, kMaxVertices> w;
   const index_t position = insert_vertex(s.vertices, s.dim, cofacet.vertex, w.data());
@@ -247,7 +185,7 @@ DiameterEntry RipsPersistence<D>::zero_apparent_cofacet(const SimplexView& s) co
     local_distances(s.vertices, s.dim, computed.data());
     own = computed.data();
   }
-  insert_distances(own, s.dim, position, added.data(), pairwise.data());
+  insert_distances(own, s.dim, position, cofacets.added_distances(), pairwise.data());
   const Facet back =
       zero_pivot_facet({cofacet.entry.diameter, cofacet.entry.index, s.dim + 1, w.data(), pairwise.data()});
   return back.entry.index == s.index ? cofacet.entry : kNone;
@@ -260,7 +198,8 @@ DiameterEntry RipsPersistence<D>::zero_apparent_facet(const SimplexView& s) cons
   std::array<index_t, kMaxVertices> w;
   for (index_t i = 0, k = 0; i <= s.dim; ++i)
     if (i != facet.removed) w[k++] = s.vertices[i];
-  const Cofacet back = zero_pivot_cofacet({facet.entry.diameter, facet.entry.index, s.dim - 1, w.data()});
+  Enumerator cofacets(*this);
+  const Cofacet back = zero_pivot_cofacet({facet.entry.diameter, facet.entry.index, s.dim - 1, w.data()}, cofacets);
   return back.entry.index == s.index ? facet.entry : kNone;
 }
 
@@ -426,7 +365,7 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
           if (t == 0) monitor_.poll(progress_of(dim, 0.5 * double(s) / double(std::max<std::size_t>(1, bounds[1]))));
         }
         const DiameterIndex& simplex = simplices[s];
-        cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim - 1, *this, field_.modulus());
+        cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim - 1, field_.modulus());
         bool own_known = false;
         while (cofacets.next(cofacet, false)) {
           const DiameterIndex c{cofacet.diameter, cofacet.index};

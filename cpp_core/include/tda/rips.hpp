@@ -124,9 +124,9 @@ class RipsPersistence {
   };
 
   // The cofacet of a simplex that would be its unreduced pivot when it has
-  // the same diameter (the first of equal diameter in decreasing index).
-  // With `added_distances`, also writes d(added vertex, v_i) for each i.
-  Cofacet zero_pivot_cofacet(const SimplexView& s, value_t* added_distances = nullptr) const;
+  // the same diameter (the first of equal diameter in decreasing index),
+  // found by `cofacets`, which then holds its vertex's distances.
+  Cofacet zero_pivot_cofacet(const SimplexView& s, Enumerator& cofacets) const;
   void local_distances(const index_t* vertices, index_t dim, value_t* out) const;
   // The youngest facet with the same diameter (smallest index); its
   // coefficient is the sign of the simplex in the facet's coboundary.
