@@ -258,6 +258,20 @@ def test_collapse_keeps_diagrams_equal_to_ripser_py(seed: int) -> None:
     assert_same_diagrams(on.diagrams, ripser_py(D, maxdim, threshold, coeff), f"seed {seed} vs ripser.py")
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_collapse_of_a_sparse_graph_keeps_diagrams(seed: int) -> None:
+    # A short threshold leaves ~1.5 % of all pairs as edges: the collapser then works on the neighbour lists, not
+    # on a square table of edge times. Coordinates on a 1/20 grid give ties and duplicate points.
+    X = np.round(cloud(500, seed=20 + seed) * 20) / 20
+    on = vietoris_rips(X, maxdim=2, threshold=0.15, collapse_edges=True)
+    off = vietoris_rips(X, maxdim=2, threshold=0.15, collapse_edges=False)
+    assert on.stats["collapsed"] and on.stats["edges_after_collapse"] < on.stats["edges"]
+    assert on.stats["edges"] < 0.05 * 500 * 499 / 2
+    assert_same_multisets(on, off, f"seed {seed}")
+    D = euclidean_matrix(X).astype(np.float32).astype(np.float64)
+    assert_same_diagrams(on.diagrams, ripser_py(D, 2, 0.15, 2), f"seed {seed} vs ripser.py")
+
+
 def test_collapse_removes_edges_of_a_dense_cloud() -> None:
     res = vietoris_rips(cloud(120, d=2, seed=12), maxdim=2, collapse_edges=True)
     assert res.stats["edges_after_collapse"] < res.stats["edges"] / 2

@@ -273,16 +273,31 @@ class EdgeCollapser {
   // others, or -1. The vertices that refuted earlier candidates are tried
   // first on the next: one of them refutes most candidates at once.
   index_t dominator(value_t t) {
+    // Without the table, the common neighbourhood (sorted) is merged with
+    // each candidate's list: one pass instead of a search per neighbour.
+    const bool merge = table_.empty();
+    if (merge) std::sort(present_.begin(), present_.end());
     for (const std::int32_t c : present_) {
       if (refuted(c, t)) continue;
-      bool all = true;
-      for (const std::int32_t w : present_)
-        if (w != c && time(c, w) > t) {
-          remember_witness(w);
-          all = false;
-          break;
-        }
-      if (all) return c;
+      const std::int32_t missing = merge ? first_outside(c, t) : first_outside_by_lookup(c, t);
+      if (missing < 0) return c;
+      remember_witness(missing);
+    }
+    return -1;
+  }
+
+  // The first common neighbour (other than c) not adjacent to c at time t, or -1.
+  std::int32_t first_outside_by_lookup(std::int32_t c, value_t t) const {
+    for (const std::int32_t w : present_)
+      if (w != c && time(c, w) > t) return w;
+    return -1;
+  }
+  std::int32_t first_outside(std::int32_t c, value_t t) const {
+    const Neighbor *nb = first(c), *end = last(c);
+    for (const std::int32_t w : present_) {
+      if (w == c) continue;
+      while (nb != end && nb->vertex < w) ++nb;
+      if (nb == end || nb->vertex != w || nb->distance > t) return w;
     }
     return -1;
   }
