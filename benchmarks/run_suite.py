@@ -9,6 +9,10 @@ median of the repeats is reported.
     python benchmarks/run_suite.py                          # the CI-sized suite, Markdown to stdout
     python benchmarks/run_suite.py --cases o3_4096,clifford_torus_50000 --engines ours1,ripser
     python benchmarks/run_suite.py --gudhi --repeats 5 --timeout 300 --write   # also append to BENCHMARKS.md
+
+Peers with an edge collapse run with it off and on (``gph1c``, ``gph2c``, ``gudhic``); ours collapses by its
+``"auto"`` rule (``ours1nc``: never). Our runs also report the engine's own counters (``PersistenceResult.stats``),
+printed in a table beside the times: where the time went and what the reduction did.
 """
 
 from __future__ import annotations
@@ -42,13 +46,19 @@ DEFAULT_CASES = [n for n in CASES if n not in LARGE]
 ENGINES = {
     "ours1": "tda-ray, n_threads=1",
     "ours2": "tda-ray, n_threads=2",
+    "ours1nc": "tda-ray, n_threads=1, collapse_edges=False",
     "ripser": "ripser.py",
     "gph1": "giotto-ph, n_threads=1",
     "gph2": "giotto-ph, n_threads=2",
+    "gph1c": "giotto-ph, n_threads=1, collapse_edges=True",
+    "gph2c": "giotto-ph, n_threads=2, collapse_edges=True",
     "gudhi": "GUDHI RipsComplex + SimplexTree",
+    "gudhic": "GUDHI RipsComplex + SimplexTree.collapse_edges() + expansion",
 }
-DEFAULT_ENGINES = ["ours1", "ours2", "ripser", "gph1", "gph2"]
-OURS = ("ours1", "ours2")
+DEFAULT_ENGINES = ["ours1", "ours2", "ripser", "gph1", "gph2", "gph1c", "gph2c"]
+OURS = ("ours1", "ours2", "ours1nc")
+# Peers that run on more than one thread (left out of the "best 1-thread peer").
+MULTI_THREAD = ("gph2", "gph2c")
 
 
 def datasets_dir() -> Path:
@@ -98,7 +108,7 @@ def _neighbour_matrix(X: Any, threshold: float) -> Any:
     return tree.sparse_distance_matrix(tree, threshold, output_type="coo_matrix")
 
 
-def _compute(engine: str, case: Case, X: Any) -> list[Any]:
+def _compute(engine: str, case: Case, X: Any, stats_out: dict[str, Any]) -> list[Any]:
     import numpy as np
 
     thresh = np.inf if case.threshold is None else case.threshold
@@ -112,9 +122,11 @@ def _compute(engine: str, case: Case, X: Any) -> list[Any]:
             maxdim=case.maxdim,
             threshold=case.threshold,
             coeff=case.coeff,
+            collapse_edges=False if engine == "ours1nc" else "auto",
             distance_matrix=case.distance_matrix,
-            n_threads=1 if engine == "ours1" else 2,
+            n_threads=2 if engine == "ours2" else 1,
         )
+        stats_out.update(res.stats)
         return list(res.diagrams)
     if engine == "ripser":
         from ripser import ripser
@@ -132,7 +144,7 @@ def _compute(engine: str, case: Case, X: Any) -> list[Any]:
         return list(
             ripser(X, maxdim=case.maxdim, thresh=thresh, coeff=case.coeff, distance_matrix=case.distance_matrix)["dgms"]
         )
-    if engine in ("gph1", "gph2"):
+    if engine.startswith("gph"):
         from gph import ripser_parallel
 
         data = _neighbour_matrix(X, thresh) if sparse_input else X
@@ -143,16 +155,24 @@ def _compute(engine: str, case: Case, X: Any) -> list[Any]:
             thresh=thresh,
             coeff=case.coeff,
             metric=metric,
-            n_threads=1 if engine == "gph1" else 2,
+            n_threads=1 if engine.startswith("gph1") else 2,
+            collapse_edges=engine.endswith("c"),
         )
         return list(res["dgms"])
-    if engine == "gudhi":
+    if engine in ("gudhi", "gudhic"):
         import gudhi
 
         kwargs: dict[str, Any] = {"distance_matrix" if case.distance_matrix else "points": X}
         if case.threshold is not None:
             kwargs["max_edge_length"] = case.threshold
-        st = gudhi.RipsComplex(**kwargs).create_simplex_tree(max_dimension=case.maxdim + 1)
+        rips = gudhi.RipsComplex(**kwargs)
+        if engine == "gudhic":
+            # GUDHI's documented route: the graph, its edge collapse, then the flag expansion.
+            st = rips.create_simplex_tree(max_dimension=1)
+            st.collapse_edges()
+            st.expansion(case.maxdim + 1)
+        else:
+            st = rips.create_simplex_tree(max_dimension=case.maxdim + 1)
         st.compute_persistence(homology_coeff_field=case.coeff, persistence_dim_max=True)
         return [st.persistence_intervals_in_dimension(k) for k in range(case.maxdim + 1)]
     raise ValueError(f"unknown engine {engine!r}")
@@ -183,7 +203,7 @@ def child_main(engine: str, case_name: str, mem_cap_gib: float) -> None:
         import ripser  # noqa: F401
     elif engine.startswith("gph"):
         import gph  # noqa: F401
-    elif engine == "gudhi":
+    elif engine.startswith("gudhi"):
         import gudhi  # noqa: F401
     if not case.distance_matrix and case.threshold is not None:
         import scipy.spatial  # noqa: F401
@@ -194,8 +214,9 @@ def child_main(engine: str, case_name: str, mem_cap_gib: float) -> None:
     load_peak = _status_kib("VmHWM")
     baseline = _status_kib("VmRSS")
     reset = _reset_peak_rss()
+    stats: dict[str, Any] = {}
     t0 = time.perf_counter()
-    diagrams = _compute(engine, case, X)
+    diagrams = _compute(engine, case, X, stats)
     compute_s = time.perf_counter() - t0
     compute_peak = _status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {
@@ -205,6 +226,7 @@ def child_main(engine: str, case_name: str, mem_cap_gib: float) -> None:
         "delta_rss_kib": max(0, compute_peak - baseline),
         "baseline_rss_kib": baseline,
         "summary": _summary(diagrams, case.maxdim),
+        "stats": stats,
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -223,6 +245,7 @@ class Measurement:
     delta_rss_kib: int = 0
     summary: list[list[int]] = field(default_factory=list)
     detail: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def run_child(engine: str, case: str, timeout: float, mem_cap_gib: float) -> Measurement:
@@ -250,6 +273,7 @@ def run_child(engine: str, case: str, timeout: float, mem_cap_gib: float) -> Mea
                 peak_rss_kib=data["peak_rss_kib"],
                 delta_rss_kib=data["delta_rss_kib"],
                 summary=data["summary"],
+                stats=data.get("stats", {}),
             )
     status, detail = classify_failure(proc.returncode, err)
     return Measurement(engine, case, status, detail=detail)
@@ -276,6 +300,7 @@ class Aggregate:
     runs: int = 0
     summary: list[list[int]] = field(default_factory=list)
     detail: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)  # of the median run
 
 
 def aggregate(ms: list[Measurement]) -> Aggregate:
@@ -283,8 +308,10 @@ def aggregate(ms: list[Measurement]) -> Aggregate:
     if not ok or len(ok) < len(ms):
         bad = next(m for m in ms if m.status != "ok")
         return Aggregate(bad.status, runs=len(ok), detail=bad.detail)
+    median_run = sorted(ok, key=lambda m: m.compute_s)[(len(ok) - 1) // 2]
     return Aggregate(
         "ok",
+        stats=median_run.stats,
         time_s=statistics.median(m.compute_s for m in ok),
         load_s=statistics.median(m.load_s for m in ok),
         peak_mib=statistics.median(m.peak_rss_kib for m in ok) / 1024,
@@ -346,60 +373,102 @@ def ratio(num: float, den: float) -> str:
     return f"{num / den:.2f}"
 
 
-def render(
-    results: dict[tuple[str, str], Aggregate],
-    cases: list[str],
-    engines: list[str],
-    info: dict[str, str],
-    args: argparse.Namespace,
-    load: tuple[tuple[float, ...], tuple[float, ...]],
-) -> str:
+def _time_table(results: dict[tuple[str, str], Aggregate], cases: list[str], engines: list[str]) -> list[str]:
     peers = [e for e in engines if e not in OURS]
-    lines = [
-        f"### Engine run {info['date']}",
-        "",
-        f"Command: `{args.command_line}`",
-        "",
-        f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, Python {info['python']}; "
-        f"{info['versions']}; commit {info['commit']}. Load average (1/5/15 min) at start "
-        f"{'/'.join(f'{x:.2f}' for x in load[0])}, at end {'/'.join(f'{x:.2f}' for x in load[1])}.",
-        "",
-        f"Compute wall time in seconds, median of {args.repeats} (data loaded before the timer; a fresh process per "
-        f"run; timeout {args.timeout:g} s). Engines: " + ", ".join(f"`{e}` = {ENGINES[e]}" for e in engines) + ".",
-        "",
-    ]
-    head = ["case", *engines]
-    if "ours1" in engines and peers:
-        head.append("ours1 / best 1-thread peer")
+    single = [e for e in peers if e not in MULTI_THREAD]
+    two = [e for e in peers if e in MULTI_THREAD]
+
+    def best(c: str, among: list[str]) -> float:
+        return min((results[(e, c)].time_s for e in among if results[(e, c)].status == "ok"), default=float("nan"))
+
+    columns: list[tuple[str, Any]] = []
+    if "ours1" in engines and single:
+        columns.append(("ours1 / best 1-thread peer", lambda c: ratio(results[("ours1", c)].time_s, best(c, single))))
     if "ours2" in engines and peers:
-        head.append("ours2 / best peer")
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    single = [e for e in peers if e != "gph2"]
+        columns.append(("ours2 / best peer", lambda c: ratio(results[("ours2", c)].time_s, best(c, peers))))
+    if "ours2" in engines and two:
+        columns.append(("ours2 / best 2-thread giotto-ph", lambda c: ratio(results[("ours2", c)].time_s, best(c, two))))
+    if "ours1" in engines and "ours2" in engines:
+        columns.append(("ours2 / ours1", lambda c: ratio(results[("ours2", c)].time_s, results[("ours1", c)].time_s)))
+    head = ["case", *engines, *(name for name, _ in columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cases:
-        row = [c] + [fmt_time(results[(e, c)]) for e in engines]
-        if "ours1" in engines and peers:
-            best = min((results[(e, c)].time_s for e in single if results[(e, c)].status == "ok"), default=float("nan"))
-            row.append(ratio(results[("ours1", c)].time_s, best))
-        if "ours2" in engines and peers:
-            best = min((results[(e, c)].time_s for e in peers if results[(e, c)].status == "ok"), default=float("nan"))
-            row.append(ratio(results[("ours2", c)].time_s, best))
+        row = [c] + [fmt_time(results[(e, c)]) for e in engines] + [cell(c) for _, cell in columns]
         lines.append("| " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "Memory in MiB: peak RSS of the process / growth over the RSS after loading the data (the computation's "
-        "own memory).",
-        "",
-    ]
+    return lines
+
+
+def _memory_table(results: dict[tuple[str, str], Aggregate], cases: list[str], engines: list[str]) -> list[str]:
     head = ["case", *engines]
     if "ripser" in engines:
         head += [f"{e} / ripser.py (growth)" for e in engines if e in OURS]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cases:
         row = [c] + [fmt_mem(results[(e, c)]) for e in engines]
         if "ripser" in engines:
             rp = results[("ripser", c)]
             row += [ratio(results[(e, c)].delta_mib, rp.delta_mib) for e in engines if e in OURS]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _stats_row(c: str, e: str, st: dict[str, Any]) -> str:
+    dims = st["dimensions"]
+    top = dims[-1] if len(dims) > 1 else dims[0]
+    edges = f"{st['edges']}" + (f" → {st['edges_after_collapse']}" if st["collapsed"] else "")
+    cells = [
+        c,
+        e,
+        edges,
+        f"{st['distances_s']:.2f}",
+        f"{st['collapse_s']:.2f}",
+        f"{st['dim0_s']:.2f}",
+        " / ".join(f"{d['assembly_s']:.2f}" for d in dims[1:]) or "–",
+        " / ".join(f"{d['reduction_s']:.2f}" for d in dims[1:]) or "–",
+        f"{top['simplices']}",
+        f"{top['cleared']} / {top['apparent']} / {top['emergent']} / {top['reduced']}",
+        f"{sum(d['column_additions'] for d in dims)}",
+        f"{sum(d['heap_pushes'] for d in dims)}",
+        f"{sum(d['rereduced'] for d in dims)}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _stats_table(results: dict[tuple[str, str], Aggregate], cases: list[str], engines: list[str]) -> list[str]:
+    ours = [e for e in engines if e in OURS]
+    rows = [
+        _stats_row(c, e, results[(e, c)].stats) for c in cases for e in ours if results[(e, c)].stats.get("dimensions")
+    ]
+    if not rows:
+        return []
+    head = [
+        "case",
+        "engine",
+        "edges (→ after collapse)",
+        "distances s",
+        "collapse s",
+        "dim 0 s",
+        "assembly s (dim 1 / 2 / ...)",
+        "reduction s (dim 1 / 2 / ...)",
+        "top-dim simplices",
+        "cleared / apparent / emergent / reduced",
+        "column additions",
+        "heap pushes",
+        "re-reduced",
+    ]
+    return [
+        "",
+        "Where our time went (the engine's counters, `PersistenceResult.stats`, of the median run): phase wall "
+        "times in seconds; the top dimension's simplices and what became of them; the reduction's work summed "
+        "over dimensions (re-reduced: columns whose pivot an earlier column took, with two threads).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *rows,
+    ]
+
+
+def _notes(results: dict[tuple[str, str], Aggregate], cases: list[str], engines: list[str]) -> list[str]:
     notes = []
     for c in cases:
         ref = results.get((engines[0], c))
@@ -412,8 +481,38 @@ def render(
                     f"- {c}: {e} found {a.summary} [finite positive-length pairs, essential] per dimension, "
                     f"{engines[0]} {ref.summary}"
                 )
-    if notes:
-        lines += ["", "Notes:", *notes]
+    return ["", "Notes:", *notes] if notes else []
+
+
+def render(
+    results: dict[tuple[str, str], Aggregate],
+    cases: list[str],
+    engines: list[str],
+    info: dict[str, str],
+    args: argparse.Namespace,
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+) -> str:
+    lines = [
+        f"### Engine run {info['date']}",
+        "",
+        f"Command: `{args.command_line}`",
+        "",
+        f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, Python {info['python']}; "
+        f"{info['versions']}; commit {info['commit']}. Load average (1/5/15 min) at start "
+        f"{'/'.join(f'{x:.2f}' for x in load[0])}, at end {'/'.join(f'{x:.2f}' for x in load[1])}.",
+        "",
+        f"Compute wall time in seconds, median of {args.repeats} (data loaded before the timer; a fresh process per "
+        f"run; timeout {args.timeout:g} s). Engines: " + ", ".join(f"`{e}` = {ENGINES[e]}" for e in engines) + ".",
+        "",
+        *_time_table(results, cases, engines),
+        "",
+        "Memory in MiB: peak RSS of the process / growth over the RSS after loading the data (the computation's "
+        "own memory).",
+        "",
+        *_memory_table(results, cases, engines),
+        *_stats_table(results, cases, engines),
+        *_notes(results, cases, engines),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -474,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_ENGINES,
         help=f"comma-separated; default {','.join(DEFAULT_ENGINES)}; known: {', '.join(ENGINES)}",
     )
-    p.add_argument("--gudhi", action="store_true", help="add GUDHI (4-60x slower than the others)")
+    p.add_argument("--gudhi", action="store_true", help="add GUDHI, collapse off and on (4-60x slower than the others)")
     p.add_argument("--repeats", type=int, default=3, help="runs per engine and case; the median is reported")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per run; slower runs are reported as timeout")
     p.add_argument("--mem-cap-gib", type=float, default=12.0, help="address-space cap per run (0: none)")
@@ -491,8 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.timeout <= 0:
         p.error("--repeats must be >= 1 and --timeout > 0")
     engines: list[str] = list(args.engines)
-    if args.gudhi and "gudhi" not in engines:
-        engines.append("gudhi")
+    if args.gudhi:
+        engines += [e for e in ("gudhi", "gudhic") if e not in engines]
     missing = [c for c in args.cases if not (datasets_dir() / CASES[c].file).exists()]
     if missing:
         p.error(f"data sets absent from {datasets_dir()}: {', '.join(missing)} (set TDA_DATASETS)")

@@ -16,6 +16,11 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
+class CollapseMode:
+    off: CollapseMode
+    on: CollapseMode
+    auto: CollapseMode
+
 def default_memory_limit() -> int: ...
 def rips_from_points(
     points: npt.NDArray[np.float64],
@@ -26,6 +31,7 @@ def rips_from_points(
     memory_limit: int,
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
+    collapse: CollapseMode = ...,
 ) -> dict[str, Any]: ...
 def rips_from_lower_distances(
     lower: npt.NDArray[np.float64],
@@ -37,6 +43,7 @@ def rips_from_lower_distances(
     memory_limit: int,
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
+    collapse: CollapseMode = ...,
 ) -> dict[str, Any]: ...
 def estimate_rips_from_points(
     points: npt.ArrayLike,

@@ -320,9 +320,11 @@ def test_large_prime_fields() -> None:
 
 
 def assert_truncation_of_full(X: npt.NDArray[np.float64], threshold: float, *, distance_matrix: bool, **kw: Any) -> Any:
-    full = vietoris_rips(X, maxdim=2, distance_matrix=distance_matrix)
+    # These compare the dense and the neighbour-list paths; a collapse would send both to neighbour lists
+    # (tests/test_engine_parallel.py checks the collapse).
+    full = vietoris_rips(X, maxdim=2, distance_matrix=distance_matrix, collapse_edges=False)
     assert full.extras["sparse"] is False
-    cut = vietoris_rips(X, maxdim=2, threshold=threshold, distance_matrix=distance_matrix, **kw)
+    cut = vietoris_rips(X, maxdim=2, threshold=threshold, distance_matrix=distance_matrix, collapse_edges=False, **kw)
     assert_same_diagrams(cut.diagrams, truncate(full.diagrams, threshold), f"threshold {threshold} vs truncated full")
     return cut
 
@@ -346,7 +348,7 @@ def test_sparse_from_points_matches_dense(n_threads: int) -> None:
     dense_bytes = 600 * 599 // 2 * 4
     cut = assert_truncation_of_full(X, t, distance_matrix=False, n_threads=n_threads, memory_limit=3 * dense_bytes)
     assert cut.extras["sparse"] is True
-    dense_cut = vietoris_rips(X, maxdim=2, threshold=t, n_threads=n_threads)
+    dense_cut = vietoris_rips(X, maxdim=2, threshold=t, n_threads=n_threads, collapse_edges=False)
     assert_same_diagrams(cut.diagrams, dense_cut.diagrams, "sparse-from-points vs default path")
 
 

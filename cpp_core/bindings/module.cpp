@@ -34,14 +34,53 @@ tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel)
 }
 
 tda::RipsRequest make_request(tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-                              std::size_t memory_limit) {
+                              std::size_t memory_limit, tda::CollapseMode collapse) {
   tda::RipsRequest r;
   r.maxdim = maxdim;
   r.threshold = static_cast<tda::value_t>(threshold);
   r.modulus = coeff;
   r.n_threads = n_threads;
   r.memory_limit = memory_limit;
+  r.collapse = collapse;
   return r;
+}
+
+py::dict to_python(const tda::RipsStats& stats) {
+  py::list dimensions;
+  for (const auto& d : stats.dimensions) {
+    py::dict item;
+    item["simplices"] = d.simplices;
+    item["cleared"] = d.cleared;
+    item["apparent"] = d.apparent;
+    item["emergent"] = d.emergent;
+    item["reduced"] = d.reduced;
+    item["column_additions"] = d.column_additions;
+    item["coboundaries"] = d.coboundaries;
+    item["heap_pushes"] = d.heap_pushes;
+    item["rereduced"] = d.rereduced;
+    item["retired_entries"] = d.retired_entries;
+    item["threads"] = d.threads;
+    item["reduction_bytes"] = d.reduction_bytes;
+    item["pairs"] = d.pairs;
+    item["essential"] = d.essential;
+    item["assembly_s"] = d.assembly_seconds;
+    item["reduction_s"] = d.reduction_seconds;
+    dimensions.append(item);
+  }
+  py::dict out;
+  out["threads"] = stats.threads;
+  out["points"] = stats.points;
+  out["edges"] = stats.edges;
+  out["edges_after_collapse"] = stats.edges_after_collapse;
+  out["collapsed"] = stats.collapsed;
+  out["distances_s"] = stats.distances_seconds;
+  out["collapse_s"] = stats.collapse_seconds;
+  out["dim0_s"] = stats.dim0_seconds;
+  out["total_s"] = stats.total_seconds;
+  out["estimated_bytes"] = stats.estimated_bytes;
+  out["peak_bytes"] = stats.peak_bytes;
+  out["dimensions"] = dimensions;
+  return out;
 }
 
 py::dict to_python(const tda::RipsResult& result) {
@@ -60,6 +99,7 @@ py::dict to_python(const tda::RipsResult& result) {
   out["sparse"] = result.sparse;
   out["threshold"] = static_cast<double>(result.threshold);
   out["estimated_bytes"] = result.estimated_bytes;
+  out["stats"] = to_python(result.stats);
   return out;
 }
 
@@ -103,15 +143,20 @@ PYBIND11_MODULE(_core, m) {
       .def("cancel", [](CancelToken& t) { t.flag->store(true); })
       .def_property_readonly("cancelled", [](const CancelToken& t) { return t.flag->load(); });
 
+  py::enum_<tda::CollapseMode>(m, "CollapseMode", "Edge collapse before the reduction.")
+      .value("off", tda::CollapseMode::off)
+      .value("on", tda::CollapseMode::on)
+      .value("auto", tda::CollapseMode::automatic);
+
   m.def("default_memory_limit", &tda::default_memory_limit, "Default memory budget of a run, in bytes.");
 
   m.def(
       "rips_from_points",
       [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-         std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(progress, cancel);
-        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -120,16 +165,17 @@ PYBIND11_MODULE(_core, m) {
         return to_python(result);
       },
       py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
-      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
+      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr,
+      py::arg("collapse") = tda::CollapseMode::automatic);
 
   m.def(
       "rips_from_lower_distances",
       [](Points lower, tda::index_t n, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-         std::size_t memory_limit, py::object progress, const CancelToken* cancel) {
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse) {
         if (lower.ndim() != 1 || lower.shape(0) != n * (n - 1) / 2)
           throw tda::InputError("the lower triangle must hold n(n-1)/2 distances");
         auto monitor = make_monitor(progress, cancel);
-        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -138,7 +184,8 @@ PYBIND11_MODULE(_core, m) {
         return to_python(result);
       },
       py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
-      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
+      py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr,
+      py::arg("collapse") = tda::CollapseMode::automatic);
 
   m.def(
       "estimate_rips_from_points",
@@ -146,7 +193,7 @@ PYBIND11_MODULE(_core, m) {
          std::size_t max_pairs, const CancelToken* cancel) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(py::none(), cancel);
-        const auto request = make_request(maxdim, threshold, coeff, 1, memory_limit);
+        const auto request = make_request(maxdim, threshold, coeff, 1, memory_limit, tda::CollapseMode::off);
         tda::RipsEstimate estimate;
         {
           py::gil_scoped_release nogil;

@@ -3,10 +3,12 @@
 #include <cmath>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "coboundary.hpp"
+#include "tda/collapse.hpp"
 
 namespace tda {
 
@@ -246,6 +248,15 @@ std::size_t budget_estimate(const std::vector<std::size_t>& degree, index_t maxd
   return budget.used() + static_cast<std::size_t>(estimate);
 }
 
+// What the stages of one request share.
+struct Run {
+  const RipsRequest& request;
+  Monitor& monitor;
+  MemoryBudget& budget;
+  Stopwatch clock;
+  RipsStats stats;
+};
+
 template <class D>
 std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const MemoryBudget& budget,
                          const Monitor& monitor) {
@@ -255,41 +266,117 @@ std::size_t check_budget(const D& dist, value_t threshold, index_t maxdim, const
 }
 
 template <class D>
-RipsResult run(const D& dist, const RipsRequest& request, index_t maxdim, value_t threshold, Monitor& monitor,
-               MemoryBudget& budget, bool sparse) {
+RipsResult reduce(const D& dist, index_t maxdim, value_t threshold, bool sparse, Run& r) {
   RipsResult result;
+  result.stats = r.stats;
+  result.stats.distances_seconds = r.clock.seconds() - r.stats.collapse_seconds;
+  result.stats.threads = r.request.n_threads;
+  result.stats.points = static_cast<std::size_t>(dist.size());
   result.sparse = sparse;
   result.threshold = threshold;
-  result.estimated_bytes = check_budget(dist, threshold, maxdim, budget, monitor);
+  result.estimated_bytes = check_budget(dist, threshold, maxdim, r.budget, r.monitor);
   RipsOptions options;
   options.maxdim = maxdim;
   options.threshold = threshold;
-  options.modulus = request.modulus;
-  options.n_threads = request.n_threads;
-  RipsPersistence<D> engine(dist, options, monitor, budget);
+  options.modulus = r.request.modulus;
+  options.n_threads = r.request.n_threads;
+  RipsPersistence<D> engine(dist, options, r.monitor, r.budget, result.stats);
   result.diagrams = engine.compute();
-  result.diagrams.resize(request.maxdim + 1);
+  result.diagrams.resize(r.request.maxdim + 1);
+  result.stats.dimensions.resize(r.request.maxdim + 1);
+  if (!result.stats.collapsed) result.stats.edges = result.stats.edges_after_collapse;
+  result.stats.total_seconds = r.clock.seconds();
+  result.stats.peak_bytes = r.budget.peak();
+  result.stats.estimated_bytes = result.estimated_bytes;
   return result;
 }
 
-// Dense matrix in hand: pick the threshold and the matrix kind, then run.
-RipsResult run_dense(DenseDistanceMatrix&& dist, const RipsRequest& request, Monitor& monitor, MemoryBudget& budget) {
+// "auto" collapses from dimension 2 on: in dimension 1 the apparent pairs
+// leave little to reduce, and a collapse can cost as much as the whole run.
+// From dimension 2 on, the edges a collapse removes take with them most of the
+// simplices of the top dimensions, which is where the time goes, unless it
+// removes few. The collapse takes the longest edges first, so after the first
+// 5% of them (the longest, where the high-dimensional simplices are) it knows,
+// and gives up unless at least half of them went (on the shared data sets 90%
+// or more go where the collapse pays; under 20% on sphere_3_192, where it
+// does not).
+constexpr CollapseProbe kAutoProbe{0.05, 0.5};
+
+// Which collapse a run gets: none, one that may give up, or a full one.
+enum class CollapsePlan { none, probe, full };
+
+CollapsePlan collapse_plan(index_t n, std::size_t edges, index_t maxdim, const Run& r) {
+  switch (r.request.collapse) {
+    case CollapseMode::off:
+      return CollapsePlan::none;
+    case CollapseMode::on:
+      return CollapsePlan::full;
+    case CollapseMode::automatic:
+      break;
+  }
+  if (maxdim < 2 || n < 3 || edges == 0) return CollapsePlan::none;
+  // Only where it fits beside what the run holds already.
+  if (r.budget.used() + collapse_bytes(n, edges) > r.budget.limit()) return CollapsePlan::none;
+  return CollapsePlan::probe;
+}
+
+// The collapsed graph, or nothing when the probe gave up.
+std::optional<SparseDistanceMatrix> collapse(const SparseDistanceMatrix& graph, CollapsePlan plan, Run& r) {
+  const Stopwatch watch;
+  CollapseCounts counts;
+  SparseDistanceMatrix collapsed =
+      collapse_edges(graph, r.budget, r.monitor, counts, plan == CollapsePlan::probe ? kAutoProbe : CollapseProbe{});
+  r.stats.collapse_seconds = watch.seconds();
+  if (counts.abandoned) return std::nullopt;
+  r.stats.collapsed = true;
+  r.stats.edges = counts.edges_before;
+  return collapsed;
+}
+
+// Neighbour lists in hand: collapse them as planned, then run.
+RipsResult run_sparse(SparseDistanceMatrix&& graph, index_t maxdim, value_t threshold, Run& r) {
+  const CollapsePlan plan = collapse_plan(graph.size(), graph.edge_count(), maxdim, r);
+  if (plan != CollapsePlan::none) {
+    if (auto collapsed = collapse(graph, plan, r)) {
+      r.budget.release(graph.bytes());
+      graph = SparseDistanceMatrix();
+      return reduce(*collapsed, maxdim, threshold, true, r);
+    }
+  }
+  return reduce(graph, maxdim, threshold, true, r);
+}
+
+// Dense matrix in hand: pick the threshold and the matrix kind, collapse as
+// planned, then run.
+RipsResult run_dense(DenseDistanceMatrix&& dist, Run& r) {
   const index_t n = dist.size();
-  const index_t maxdim = effective_maxdim(n, request.maxdim);
+  const index_t maxdim = effective_maxdim(n, r.request.maxdim);
   // Beyond the enclosing radius every complex is a cone: no class is born
   // after it and all finite classes die by it, so it bounds the filtration
   // without changing any diagram.
-  const value_t threshold = std::min(request.threshold, enclosing_radius(dist));
-  if (request.threshold < infinity && n > 2) {
-    const double pairs = double(n) * (n - 1) / 2;
-    if (double(count_edges(dist, threshold)) < kSparseDensity * pairs) {
-      SparseDistanceMatrix sparse = sparse_from_dense(dist, threshold, budget);
-      budget.release(dist.bytes());
+  const value_t threshold = std::min(r.request.threshold, enclosing_radius(dist));
+  const double pairs = double(n) * (n - 1) / 2;
+  const std::size_t edges = n > 2 ? count_edges(dist, threshold) : 0;
+  const bool sparse = r.request.threshold < infinity && n > 2 && double(edges) < kSparseDensity * pairs;
+  const CollapsePlan plan = collapse_plan(n, edges, maxdim, r);
+  if (!sparse && plan == CollapsePlan::none) return reduce(dist, maxdim, threshold, false, r);
+  SparseDistanceMatrix graph = sparse_from_dense(dist, threshold, r.budget);
+  if (plan != CollapsePlan::none) {
+    if (auto collapsed = collapse(graph, plan, r)) {
+      r.budget.release(graph.bytes() + dist.bytes());
+      graph = SparseDistanceMatrix();
       dist.free_storage();
-      return run(sparse, request, maxdim, threshold, monitor, budget, true);
+      return reduce(*collapsed, maxdim, threshold, true, r);
     }
   }
-  return run(dist, request, maxdim, threshold, monitor, budget, false);
+  if (!sparse) {
+    r.budget.release(graph.bytes());
+    graph = SparseDistanceMatrix();
+    return reduce(dist, maxdim, threshold, false, r);
+  }
+  r.budget.release(dist.bytes());
+  dist.free_storage();
+  return reduce(graph, maxdim, threshold, true, r);
 }
 
 std::size_t meminfo_available() {
@@ -419,6 +506,7 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
   if (d < 1) throw InputError("points need at least one coordinate");
   check_index_range(n, effective_maxdim(n, request.maxdim));
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  Run r{request, monitor, budget, Stopwatch(), RipsStats()};
   const double dense_bytes = double(n) * (n - 1) / 2 * sizeof(value_t);
   // A thresholded cloud too large for a dense matrix goes straight to
   // neighbour lists; otherwise the dense matrix also yields the enclosing
@@ -427,18 +515,19 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
     SparseDistanceMatrix sparse =
         sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
     if (monitor.cancel_requested()) throw Cancelled();
-    return run(sparse, request, effective_maxdim(n, request.maxdim), request.threshold, monitor, budget, true);
+    return run_sparse(std::move(sparse), effective_maxdim(n, request.maxdim), request.threshold, r);
   }
   if (dense_bytes > double(budget.limit())) refuse_dense(n, dense_bytes, budget);
   DenseDistanceMatrix dist = dense_from_points(points, n, d, request.n_threads, budget, monitor);
   if (monitor.cancel_requested()) throw Cancelled();
-  return run_dense(std::move(dist), request, monitor, budget);
+  return run_dense(std::move(dist), r);
 }
 
 RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor) {
   validate(n, request);
   check_index_range(n, effective_maxdim(n, request.maxdim));
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  Run r{request, monitor, budget, Stopwatch(), RipsStats()};
   const std::size_t pairs = std::size_t(n) * (n - 1) / 2;
   budget.charge(pairs * sizeof(value_t), "the distance matrix");
   std::vector<value_t> values(pairs);
@@ -447,7 +536,7 @@ RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsR
       throw InputError("distances must be finite and non-negative (entry " + std::to_string(k) + ")");
     values[k] = static_cast<value_t>(lower[k]) + value_t(0);  // -0.0 -> +0.0: orders by bit pattern
   }
-  return run_dense(DenseDistanceMatrix(n, std::move(values)), request, monitor, budget);
+  return run_dense(DenseDistanceMatrix(n, std::move(values)), r);
 }
 
 RipsEstimate estimate_rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,

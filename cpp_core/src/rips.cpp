@@ -56,7 +56,8 @@ constexpr DiameterEntry kNone{0, 0, -1};
 }  // namespace
 
 template <class D>
-RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget)
+RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget,
+                                    RipsStats& stats)
     : dist_(dist),
       options_(options),
       n_(dist.size()),
@@ -64,7 +65,8 @@ RipsPersistence<D>::RipsPersistence(const D& dist, const RipsOptions& options, M
       binomial_(dist.size() + 1, options.maxdim + 2),
       field_(options.modulus),
       monitor_(monitor),
-      budget_(budget) {}
+      budget_(budget),
+      stats_(stats) {}
 
 template <class D>
 index_t RipsPersistence<D>::max_vertex(index_t index, index_t k, index_t top) const {
@@ -117,32 +119,6 @@ value_t RipsPersistence<D>::diameter_of(index_t index, index_t dim) const {
   return diameter;
 }
 
-// Vertices of a simplex with x added, kept in decreasing order; returns the
-// position x took.
-inline index_t insert_vertex(const index_t* v, index_t dim, index_t x, index_t* out) {
-  index_t i = 0;
-  for (; i <= dim && v[i] > x; ++i) out[i] = v[i];
-  const index_t position = i;
-  out[i] = x;
-  for (; i <= dim; ++i) out[i + 1] = v[i];
-  return position;
-}
-
-// LocalDistances of a simplex with a vertex inserted at `position`, from
-// those of the simplex and the new vertex's distances `added` to its vertices.
-inline void insert_distances(const value_t* pairwise, index_t dim, index_t position, const value_t* added,
-                             value_t* out) {
-  for (index_t i = 0; i <= dim; ++i) {
-    const index_t ni = i < position ? i : i + 1;
-    for (index_t j = 0; j < i; ++j)
-      out[ni * kMaxVertices + (j < position ? j : j + 1)] = pairwise[i * kMaxVertices + j];
-    if (ni > position)
-      out[ni * kMaxVertices + position] = added[i];
-    else
-      out[position * kMaxVertices + ni] = added[i];
-  }
-}
-
 template <class D>
 void RipsPersistence<D>::local_distances(const index_t* v, index_t dim, value_t* out) const {
   for (index_t i = 0; i <= dim; ++i)
@@ -151,74 +127,12 @@ void RipsPersistence<D>::local_distances(const index_t* v, index_t dim, value_t*
 
 template <class D>
 typename RipsPersistence<D>::Cofacet RipsPersistence<D>::zero_pivot_cofacet(const SimplexView& s,
-                                                                            value_t* added_distances) const {
-  const index_t dim = s.dim;
-  const index_t* v = s.vertices;
-  if constexpr (std::is_same_v<D, DenseDistanceMatrix>) {
-    // Walk x down from n - 1, keeping the index parts above and below x.
-    index_t idx_below = s.index, idx_above = 0, m = dim + 1;
-    for (index_t x = n_ - 1; x >= 0; --x) {
-      if (m > 0 && x == v[dim + 1 - m]) {
-        idx_below -= binomial_(x, m);
-        idx_above += binomial_(x, m + 1);
-        --m;
-        continue;
-      }
-      bool within = true;
-      for (index_t i = 0; i <= dim; ++i)
-        if (dist_(x, v[i]) > s.diameter) {
-          within = false;
-          break;
-        }
-      if (within) {
-        if (added_distances)
-          for (index_t i = 0; i <= dim; ++i) added_distances[i] = dist_(x, v[i]);
-        const coefficient_t sign = (m & 1) ? field_.modulus() - 1 : 1;
-        return {DiameterEntry{s.diameter, sign, idx_above + binomial_(x, m + 1) + idx_below}, x};
-      }
-    }
-  } else {
-    // Common neighbours within the diameter, in decreasing order, found by
-    // walking the shortest list and merging the others.
-    index_t lead = 0;
-    std::array<const Neighbor*, kMaxVertices> cursor;
-    for (index_t i = 0; i <= dim; ++i) {
-      cursor[i] = dist_.end(v[i]);
-      if (dist_.degree(v[i]) < dist_.degree(v[lead])) lead = i;
-    }
-    const Neighbor* const lead_begin = dist_.begin(v[lead]);
-    for (const Neighbor* c = cursor[lead]; c != lead_begin;) {
-      --c;
-      if (c->distance > s.diameter) continue;
-      const index_t x = c->vertex;
-      bool common = true;
-      for (index_t i = 0; i <= dim && common; ++i) {
-        if (i == lead) continue;
-        const Neighbor* begin = dist_.begin(v[i]);
-        const Neighbor*& ci = cursor[i];
-        while (ci != begin && (ci - 1)->vertex > x) --ci;
-        common = ci != begin && (ci - 1)->vertex == x && (ci - 1)->distance <= s.diameter;
-      }
-      if (!common) continue;
-      if (added_distances) {
-        added_distances[lead] = c->distance;
-        for (index_t i = 0; i <= dim; ++i)
-          if (i != lead) added_distances[i] = (cursor[i] - 1)->distance;
-      }
-      index_t index = 0, m = 0;
-      for (index_t i = 0; i <= dim; ++i) {
-        const index_t position = dim - i;  // ascending position of v[i]
-        if (v[i] > x)
-          index += binomial_(v[i], position + 2);
-        else
-          index += binomial_(v[i], position + 1), ++m;
-      }
-      index += binomial_(x, m + 1);
-      const coefficient_t sign = (m & 1) ? field_.modulus() - 1 : 1;
-      return {DiameterEntry{s.diameter, sign, index}, x};
-    }
-  }
-  return {kNone, -1};
+                                                                            Enumerator& cofacets) const {
+  // The first cofacet the enumerator gives within the simplex's own diameter.
+  cofacets.set(DiameterEntry{s.diameter, 1, s.index}, s.dim, s.vertices, field_.modulus(), s.diameter);
+  DiameterEntry cofacet;
+  if (!cofacets.next(cofacet)) return {kNone, -1};
+  return {cofacet, cofacets.added_vertex()};
 }
 
 template <class D>
@@ -259,8 +173,8 @@ typename RipsPersistence<D>::Facet RipsPersistence<D>::zero_pivot_facet(const Si
 
 template <class D>
 DiameterEntry RipsPersistence<D>::zero_apparent_cofacet(const SimplexView& s) const {
-  std::array<value_t, kMaxVertices> added;
-  const Cofacet cofacet = zero_pivot_cofacet(s, added.data());
+  Enumerator cofacets(*this);
+  const Cofacet cofacet = zero_pivot_cofacet(s, cofacets);
   if (cofacet.entry.index < 0) return kNone;
   std::array<index_t, kMaxVertices> w;
   const index_t position = insert_vertex(s.vertices, s.dim, cofacet.vertex, w.data());
@@ -271,7 +185,7 @@ DiameterEntry RipsPersistence<D>::zero_apparent_cofacet(const SimplexView& s) co
     local_distances(s.vertices, s.dim, computed.data());
     own = computed.data();
   }
-  insert_distances(own, s.dim, position, added.data(), pairwise.data());
+  insert_distances(own, s.dim, position, cofacets.added_distances(), pairwise.data());
   const Facet back =
       zero_pivot_facet({cofacet.entry.diameter, cofacet.entry.index, s.dim + 1, w.data(), pairwise.data()});
   return back.entry.index == s.index ? cofacet.entry : kNone;
@@ -284,7 +198,8 @@ DiameterEntry RipsPersistence<D>::zero_apparent_facet(const SimplexView& s) cons
   std::array<index_t, kMaxVertices> w;
   for (index_t i = 0, k = 0; i <= s.dim; ++i)
     if (i != facet.removed) w[k++] = s.vertices[i];
-  const Cofacet back = zero_pivot_cofacet({facet.entry.diameter, facet.entry.index, s.dim - 1, w.data()});
+  Enumerator cofacets(*this);
+  const Cofacet back = zero_pivot_cofacet({facet.entry.diameter, facet.entry.index, s.dim - 1, w.data()}, cofacets);
   return back.entry.index == s.index ? facet.entry : kNone;
 }
 
@@ -324,7 +239,9 @@ std::vector<DiameterIndex> RipsPersistence<SparseDistanceMatrix>::edges() const 
 template <class D>
 void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterIndex>& edges_out,
                                        std::vector<DiameterIndex>& columns) {
+  Stopwatch watch;
   std::vector<DiameterIndex> edge_list = edges();
+  stats_.edges_after_collapse = edge_list.size();
   monitor_.poll(progress_of(0, 0.1));
   // Filtration order: increasing diameter, ties by decreasing index.
   sort_parallel(
@@ -351,6 +268,11 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
   for (index_t i = 0; i < n_; ++i)
     if (components.find(i) == i) diagram.emplace_back(0, infinity);
   monitor_.poll(progress_of(0, 0.7));
+  stats_.dimensions[0].simplices = std::size_t(n_);
+  stats_.dimensions[0].pairs = static_cast<std::size_t>(
+      std::count_if(diagram.begin(), diagram.end(), [](const auto& p) { return p.second < infinity; }));
+  stats_.dimensions[0].essential = diagram.size() - stats_.dimensions[0].pairs;
+  stats_.dim0_seconds += watch.lap();
 
   if (options_.maxdim >= 1) {
     // Edges in a zero-persistence apparent pair need no column; the test is
@@ -374,6 +296,11 @@ void RipsPersistence<D>::compute_dim_0(Diagram& diagram, std::vector<DiameterInd
     monitor_.poll(progress_of(0, 0.95));
     std::size_t kept = 0;
     for (std::size_t i = 0; i < cycle_edges.size(); ++i) kept += !apparent[i];
+    DimensionStats& one = stats_.dimensions[1];
+    one.simplices = edge_list.size();
+    one.cleared = edge_list.size() - cycle_edges.size();
+    one.apparent = cycle_edges.size() - kept;
+    one.assembly_seconds += watch.lap();
     budget_.charge(kept * sizeof(DiameterIndex), "the columns of dimension 1");
     columns.reserve(kept);
     for (std::size_t i = cycle_edges.size(); i-- > 0;)
@@ -408,112 +335,6 @@ DiameterEntry RipsPersistence<D>::get_pivot(WorkingColumn& column) const {
 }
 
 template <class D>
-DiameterEntry RipsPersistence<D>::init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary,
-                                                                index_t dim, const PivotMap& pivots,
-                                                                Enumerator& cofacets,
-                                                                std::vector<DiameterEntry>& scratch) const {
-  // Emergent pair: the first cofacet of equal diameter is the pivot of the
-  // unreduced column; if no earlier column owns it, the column is reduced
-  // already and the rest of its coboundary is never needed.
-  bool check_emergent = true;
-  scratch.clear();
-  cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim, *this, field_.modulus());
-  DiameterEntry cofacet;
-  while (cofacets.next(cofacet)) {
-    if (check_emergent && cofacet.diameter == simplex.diameter) {
-      if (!pivots.find(cofacet.index)) {
-        std::array<index_t, kMaxVertices> w;
-        LocalDistances own, pairwise;
-        local_distances(cofacets.vertices(), dim, own.data());
-        const index_t position = insert_vertex(cofacets.vertices(), dim, cofacets.added_vertex(), w.data());
-        insert_distances(own.data(), dim, position, cofacets.added_distances(), pairwise.data());
-        if (zero_apparent_facet(SimplexView{cofacet.diameter, cofacet.index, dim + 1, w.data(), pairwise.data()})
-                .index < 0)
-          return cofacet;
-      }
-      check_emergent = false;
-    }
-    scratch.push_back(cofacet);
-  }
-  coboundary.assign(scratch.begin(), scratch.end());
-  return get_pivot(coboundary);
-}
-
-template <class D>
-void RipsPersistence<D>::add_simplex_coboundary(const DiameterEntry& simplex, index_t dim, WorkingColumn& reduction,
-                                                WorkingColumn& coboundary, Enumerator& cofacets) const {
-  reduction.push(simplex);
-  cofacets.set(simplex, dim, *this, field_.modulus());
-  DiameterEntry cofacet;
-  while (cofacets.next(cofacet)) coboundary.push(cofacet);
-}
-
-template <class D>
-void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns, PivotMap& pivots, index_t dim,
-                                       Diagram& diagram) {
-  if (columns.size() >= (std::size_t(1) << 32))
-    throw MemoryLimitExceeded("more than 2^32 columns in one dimension; lower the threshold or maxdim");
-  ReductionMatrix reduction_matrix;
-  std::size_t charged = 0;
-  Enumerator cofacets(*this);
-  WorkingColumn working_reduction, working_coboundary;
-  std::vector<DiameterEntry> scratch;
-  const double total = std::max<double>(1, columns.size());
-
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    if ((i & 1023) == 0) {
-      // From dimension 2 on, the first half of a dimension's share went to assembling its columns.
-      const double start = dim >= 2 ? 0.5 : 0.0;
-      monitor_.poll(progress_of(dim, start + (1 - start) * (i / total)));
-      const std::size_t now = reduction_matrix.bytes();
-      if (now > charged) {
-        budget_.charge(now - charged, "the reduction matrix");
-        charged = now;
-      }
-    }
-    const DiameterIndex& column = columns[i];
-    reduction_matrix.start_column();
-    working_reduction.clear();
-    working_coboundary.clear();
-
-    DiameterEntry pivot = init_coboundary_and_get_pivot(column, working_coboundary, dim, pivots, cofacets, scratch);
-    for (;;) {
-      if (pivot.index < 0) {
-        // The cocycle survives to the end of the filtration.
-        diagram.emplace_back(column.diameter, infinity);
-        break;
-      }
-      if (const PivotMap::Slot* owner = pivots.find(pivot.index)) {
-        const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(owner->coefficient)));
-        const DiameterIndex& other = columns[owner->column];
-        add_simplex_coboundary(DiameterEntry{other.diameter, factor, other.index}, dim, working_reduction,
-                               working_coboundary, cofacets);
-        for (const DiameterEntry* e = reduction_matrix.begin(owner->column); e != reduction_matrix.end(owner->column);
-             ++e)
-          add_simplex_coboundary(DiameterEntry{e->diameter, field_.mul(e->coefficient, factor), e->index}, dim,
-                                 working_reduction, working_coboundary, cofacets);
-      } else {
-        const DiameterEntry facet = zero_apparent_facet({pivot.diameter, pivot.index}, dim + 1);
-        if (facet.index >= 0) {
-          // The apparent column is its own unreduced coboundary.
-          const coefficient_t factor = field_.neg(field_.mul(pivot.coefficient, field_.inverse(facet.coefficient)));
-          add_simplex_coboundary(DiameterEntry{facet.diameter, factor, facet.index}, dim, working_reduction,
-                                 working_coboundary, cofacets);
-        } else {
-          if (pivot.diameter > column.diameter) diagram.emplace_back(column.diameter, pivot.diameter);
-          pivots.insert(pivot.index, i, pivot.coefficient);
-          for (DiameterEntry e = pop_pivot(working_reduction); e.index >= 0; e = pop_pivot(working_reduction))
-            reduction_matrix.push(e);
-          break;
-        }
-      }
-      pivot = get_pivot(working_coboundary);
-    }
-  }
-  budget_.release(charged);
-}
-
-template <class D>
 void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices, std::vector<DiameterIndex>& columns,
                                           const PivotMap& pivots, index_t dim) {
   // Cofacets (of dimension `dim`) of the simplices of dimension dim - 1. A
@@ -521,7 +342,10 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
   // zero-persistence apparent pair.
   const bool keep_simplices = dim < options_.maxdim;
   const int parts = std::max(1, options_.n_threads);
+  Stopwatch watch;
   std::vector<std::vector<DiameterIndex>> part_columns(parts), part_simplices(parts);
+  // Per part: simplices, cleared, apparent.
+  std::vector<std::array<std::size_t, 3>> part_counts(parts, {0, 0, 0});
   std::vector<std::size_t> bounds(parts + 1);
   for (int t = 0; t <= parts; ++t) bounds[t] = simplices.size() * t / parts;
 
@@ -530,6 +354,7 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
       Enumerator cofacets(*this);
       auto& out_columns = part_columns[t];
       auto& out_simplices = part_simplices[t];
+      auto& counts = part_counts[t];
       DiameterEntry cofacet;
       std::array<index_t, kMaxVertices> w;
       LocalDistances own, pairwise;
@@ -540,12 +365,16 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
           if (t == 0) monitor_.poll(progress_of(dim, 0.5 * double(s) / double(std::max<std::size_t>(1, bounds[1]))));
         }
         const DiameterIndex& simplex = simplices[s];
-        cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim - 1, *this, field_.modulus());
+        cofacets.set(DiameterEntry{simplex.diameter, 1, simplex.index}, dim - 1, field_.modulus());
         bool own_known = false;
         while (cofacets.next(cofacet, false)) {
           const DiameterIndex c{cofacet.diameter, cofacet.index};
           if (keep_simplices) out_simplices.push_back(c);
-          if (pivots.find(c.index)) continue;
+          ++counts[0];
+          if (pivots.find(c.index) != PivotMap::kNoOwner) {
+            ++counts[1];
+            continue;
+          }
           if (!own_known) {
             local_distances(cofacets.vertices(), dim - 1, own.data());
             own_known = true;
@@ -553,8 +382,10 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
           const index_t position = insert_vertex(cofacets.vertices(), dim - 1, cofacets.added_vertex(), w.data());
           insert_distances(own.data(), dim - 1, position, cofacets.added_distances(), pairwise.data());
           const SimplexView view{c.diameter, c.index, dim, w.data(), pairwise.data()};
-          if (zero_apparent_facet(view).index >= 0) continue;
-          if (zero_apparent_cofacet(view).index >= 0) continue;
+          if (zero_apparent_facet(view).index >= 0 || zero_apparent_cofacet(view).index >= 0) {
+            ++counts[2];
+            continue;
+          }
           out_columns.push_back(c);
         }
       }
@@ -586,17 +417,24 @@ void RipsPersistence<D>::assemble_columns(std::vector<DiameterIndex>& simplices,
     std::vector<DiameterIndex>().swap(simplices);
   }
   sort_parallel(columns, GreaterDiameterOrSmallerIndex(), options_.n_threads, budget_);
+  DimensionStats& stats = stats_.dimensions[dim];
+  for (const auto& c : part_counts) {
+    stats.simplices += c[0];
+    stats.cleared += c[1];
+    stats.apparent += c[2];
+  }
+  stats.assembly_seconds += watch.seconds();
 }
 
 template <class D>
 std::vector<Diagram> RipsPersistence<D>::compute() {
   std::vector<Diagram> diagrams(options_.maxdim + 1);
+  stats_.dimensions.assign(options_.maxdim + 1, DimensionStats{});
   std::vector<DiameterIndex> simplices, columns;
   compute_dim_0(diagrams[0], simplices, columns);
   for (index_t dim = 1; dim <= options_.maxdim; ++dim) {
-    PivotMap pivots;
-    pivots.reserve(columns.size());
-    budget_.charge(pivots.bytes(), "the pivot table");
+    budget_.charge(PivotMap::bytes_for(columns.size()), "the pivot table");
+    PivotMap pivots(columns.size());
     compute_pairs(columns, pivots, dim, diagrams[dim]);
     if (dim < options_.maxdim) assemble_columns(simplices, columns, pivots, dim + 1);
     budget_.release(pivots.bytes());

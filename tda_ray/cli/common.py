@@ -88,11 +88,13 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def scalar(text: str) -> Any:
-    """A command-line word as the JSON value it spells: an integer, a number, null, or the text itself."""
+    """A command-line word as the JSON value it spells: an integer, a number, null, true, false, or the text."""
     if _INT.match(text.strip()):
         return int(text)
     if text.strip().lower() in ("null", "none"):
         return None
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     try:
         return float(text)
     except ValueError:
@@ -112,6 +114,8 @@ def _metavar(schema: dict[str, Any]) -> str:
             words.append("N")
         elif k.get("type") == "number":
             words.append("X")
+        elif k.get("type") == "boolean":
+            words.append("true|false")
     return "|".join(words) or "VALUE"
 
 

@@ -106,6 +106,14 @@ def _landmark_count(v: Any) -> Any:
     raise ValueError(f"must be a positive integer or 'auto', got {v!r}")
 
 
+def _collapse_mode(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    raise ValueError(f"must be true, false or 'auto', got {v!r}")
+
+
 def _optional_integer(v: Any) -> Any:
     return v if v is None else _integer(v)
 
@@ -143,6 +151,11 @@ Threshold = Annotated[
     AfterValidator(_non_negative),
     AfterValidator(_infinite_is_none),
     WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]}),
+]
+CollapseMode = Annotated[
+    bool | Literal["auto"],
+    BeforeValidator(_collapse_mode),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"const": "auto", "type": "string"}]}),
 ]
 LandmarkCount = Annotated[
     int | Literal["auto"] | None,
@@ -198,11 +211,20 @@ class Params(BaseModel):
 class RipsParams(Params):
     """Parameters of a Vietoris–Rips persistence computation."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"maxdim": 1, "threshold": None, "coeff": 2}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"maxdim": 1, "threshold": None, "coeff": 2, "collapse_edges": "auto"}]}
+    )
 
     maxdim: NonNegativeInt = Field(default=1, description="Highest homology dimension.")
     threshold: Threshold = Field(default=None, description="Largest edge length; null = the full filtration.")
     coeff: Prime = Field(default=2, description="Prime field of coefficients Z/p.")
+    collapse_edges: CollapseMode = Field(
+        default="auto",
+        description=(
+            "Edge collapse before the reduction (removes or delays dominated edges; the diagrams do not change). "
+            '"auto": from maxdim 2 on, when a sample of the edges says enough of them are dominated.'
+        ),
+    )
     landmarks: LandmarkCount = Field(
         default=None,
         description=(

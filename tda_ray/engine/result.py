@@ -23,6 +23,14 @@ class PersistenceResult:
     ``k``; essential classes have death ``inf``.  ``n_points`` is the size of the input: points of a cloud, or
     pixels (voxels) of an image.  ``extras`` holds what the run reports beside the diagrams (Rips: ``sparse``,
     ``effective_threshold``, ``landmarks`` for landmark runs; cubical: ``shape``, ``construction``, ``pixels``).
+    ``stats`` is the Rips engine's account of the run (empty for cubical): ``threads``, ``points``, ``edges``
+    (within the threshold) and ``edges_after_collapse``, ``collapsed``, the phase times ``distances_s``,
+    ``collapse_s``, ``dim0_s``, ``total_s``, ``estimated_bytes`` (the up-front estimate checked against the
+    memory limit), ``peak_bytes`` (most memory its budget held at once), and per homology dimension
+    (``dimensions[k]``) the simplices and what became of them (``cleared``, ``apparent``, ``emergent``,
+    ``reduced``: they add up to ``simplices`` from dimension 1 on), the reduction's work (``column_additions``,
+    ``coboundaries``, ``heap_pushes``, ``rereduced``, ``retired_entries``, ``threads``, ``reduction_bytes``),
+    ``pairs``, ``essential`` and the times ``assembly_s``, ``reduction_s``.
     """
 
     diagrams: list[npt.NDArray[np.float64]]
@@ -31,6 +39,7 @@ class PersistenceResult:
     threshold: float | None
     n_points: int
     extras: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def betti_numbers(self, scale: float) -> npt.NDArray[np.int64]:
         """Betti numbers of the complex at filtration value ``scale``."""

@@ -43,6 +43,7 @@ ESTIMATE_MAX_PAIRS = 30_000_000
 SYMMETRY_TOLERANCE = 1e-4
 # The engine stores filtration values as float32; larger distances would turn into inf.
 MAX_DISTANCE = float(np.finfo(np.float32).max)
+_COLLAPSE = {True: _core.CollapseMode.on, False: _core.CollapseMode.off, "auto": _core.CollapseMode.auto}
 
 
 def default_memory_limit() -> int:
@@ -136,7 +137,8 @@ def run_rips(
         )
     thr = math.inf if params.threshold is None else params.threshold
     limit = options.memory_limit or 0
-    args = (params.maxdim, thr, params.coeff, options.n_threads, limit, progress, cancel)
+    collapse = _COLLAPSE[params.collapse_edges]
+    args = (params.maxdim, thr, params.coeff, options.n_threads, limit, progress, cancel, collapse)
     if distance_matrix:
         _check_distance_matrix(arr)
         lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
@@ -152,6 +154,7 @@ def run_rips(
         threshold=params.threshold,
         n_points=n,
         extras={"sparse": out["sparse"], "effective_threshold": out["threshold"]},
+        stats=out["stats"],
     )
 
 
@@ -161,6 +164,7 @@ def vietoris_rips(
     maxdim: int = 1,
     threshold: float | None = None,
     coeff: int = 2,
+    collapse_edges: bool | str = "auto",
     distance_matrix: bool = False,
     n_threads: int = 1,
     progress: Callable[[float], None] | None = None,
@@ -174,9 +178,11 @@ def vietoris_rips(
     filtration.  ``progress(fraction)`` is called from the computing thread now and then; ``cancel`` is a
     :class:`CancelToken` whose ``cancel()`` stops the run with :class:`EngineCancelled`.  ``memory_limit``
     (bytes) overrides the default budget (a share of the machine's available memory); work estimated above
-    it is refused with :class:`MemoryLimitError` before it starts.
+    it is refused with :class:`MemoryLimitError` before it starts.  ``collapse_edges`` (True, False or
+    ``"auto"``) removes dominated edges before the reduction without changing the diagrams; the result's
+    ``stats`` say what the run did and where its time went.
     """
-    params = RipsParams.parse(maxdim=maxdim, threshold=threshold, coeff=coeff)
+    params = RipsParams.parse(maxdim=maxdim, threshold=threshold, coeff=coeff, collapse_edges=collapse_edges)
     options = RunOptions.parse(n_threads=n_threads, memory_limit=memory_limit)
     return run_rips(X, params, options, distance_matrix=distance_matrix, progress=progress, cancel=cancel)
 

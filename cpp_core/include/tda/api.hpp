@@ -8,8 +8,14 @@
 
 #include "tda/core.hpp"
 #include "tda/rips.hpp"
+#include "tda/stats.hpp"
 
 namespace tda {
+
+// Edge collapse before the reduction (see tda/collapse.hpp): `automatic`
+// collapses from maxdim 2 on unless a probe of the longest edges finds it
+// removes too few (see kAutoProbe in api.cpp).
+enum class CollapseMode { off, on, automatic };
 
 struct RipsRequest {
   index_t maxdim = 1;
@@ -17,6 +23,7 @@ struct RipsRequest {
   coefficient_t modulus = 2;
   int n_threads = 1;
   std::size_t memory_limit = 0;  // bytes; 0: default_memory_limit()
+  CollapseMode collapse = CollapseMode::automatic;
 };
 
 struct RipsResult {
@@ -24,6 +31,7 @@ struct RipsResult {
   bool sparse = false;            // which distance matrix kind ran
   value_t threshold = infinity;   // the threshold the reduction used
   std::size_t estimated_bytes = 0;
+  RipsStats stats;
 };
 
 // What a run would hold before reducing, known from the points alone.

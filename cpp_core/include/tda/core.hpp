@@ -169,24 +169,56 @@ class Monitor {
 
 // Bytes held by the large structures of a run, checked against a limit so a
 // request that does not fit fails with a clear error instead of an OOM kill.
+// Every thread of a run charges the same budget, so the count is atomic.
 class MemoryBudget {
  public:
   explicit MemoryBudget(std::size_t limit) : limit_(limit) {}
+  MemoryBudget(const MemoryBudget&) = delete;
+  MemoryBudget& operator=(const MemoryBudget&) = delete;
   std::size_t limit() const { return limit_; }
-  std::size_t used() const { return used_; }
+  std::size_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Most bytes held at once so far.
+  std::size_t peak() const { return peak_.load(std::memory_order_relaxed); }
   void charge(std::size_t bytes, const char* what) {
-    if (used_ + bytes > limit_) {
+    const std::size_t now = used_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    if (now > limit_) {
+      used_.fetch_sub(bytes, std::memory_order_relaxed);
       throw MemoryLimitExceeded(std::string("the computation needs more memory than its limit of ") +
                                 std::to_string(limit_ >> 20) + " MiB (while allocating " + what +
                                 "); lower the threshold or maxdim, or use fewer points");
     }
-    used_ += bytes;
+    std::size_t high = peak_.load(std::memory_order_relaxed);
+    while (now > high && !peak_.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
+    }
   }
-  void release(std::size_t bytes) { used_ -= std::min(bytes, used_); }
+  void release(std::size_t bytes) {
+    std::size_t now = used_.load(std::memory_order_relaxed);
+    while (!used_.compare_exchange_weak(now, now - std::min(bytes, now), std::memory_order_relaxed)) {
+    }
+  }
 
  private:
   std::size_t limit_;
-  std::size_t used_ = 0;
+  std::atomic<std::size_t> used_{0};
+  std::atomic<std::size_t> peak_{0};
+};
+
+// Wall-clock seconds since construction (or the last restart), for the phase times of a run's statistics.
+class Stopwatch {
+ public:
+  Stopwatch() : start_(clock::now()) {}
+  double seconds() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
+  // Seconds so far, then starts again.
+  double lap() {
+    const auto now = clock::now();
+    const double s = std::chrono::duration<double>(now - start_).count();
+    start_ = now;
+    return s;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  clock::time_point start_;
 };
 
 // Runs body(begin, end) over [0, count) split into n_threads contiguous ranges.

@@ -17,6 +17,7 @@
 #include "tda/core.hpp"
 #include "tda/distance.hpp"
 #include "tda/pivot_map.hpp"
+#include "tda/stats.hpp"
 
 namespace tda {
 
@@ -27,25 +28,6 @@ constexpr int kMaxVertices = 32;
 // Distances among the vertices of one simplex: entry (i, j), j < i, at
 // i * kMaxVertices + j, vertices in decreasing order.
 using LocalDistances = std::array<value_t, kMaxVertices * kMaxVertices>;
-
-// Reduced columns of the V matrix (the simplices added to each column),
-// stored one after another.
-class ReductionMatrix {
- public:
-  void start_column() { bounds_.push_back(entries_.size()); }
-  void push(const DiameterEntry& e) { entries_.push_back(e); }
-  const DiameterEntry* begin(std::size_t col) const { return entries_.data() + bounds_[col]; }
-  const DiameterEntry* end(std::size_t col) const {
-    return entries_.data() + (col + 1 < bounds_.size() ? bounds_[col + 1] : entries_.size());
-  }
-  std::size_t bytes() const {
-    return entries_.capacity() * sizeof(DiameterEntry) + bounds_.capacity() * sizeof(std::size_t);
-  }
-
- private:
-  std::vector<std::size_t> bounds_;
-  std::vector<DiameterEntry> entries_;
-};
 
 // Orders a max-heap so that its top is the pivot of a coboundary column: the
 // cofacet earliest in the filtration (smallest diameter, then largest index).
@@ -74,6 +56,7 @@ class WorkingColumn {
     heap_.pop_back();
   }
   void clear() { heap_.clear(); }
+  std::size_t size() const { return heap_.size(); }
   // Bulk insertion: one heapify instead of one sift per entry.
   template <class It>
   void assign(It first, It last) {
@@ -94,11 +77,14 @@ struct RipsOptions {
 
 template <class DistanceMatrix>
 class CoboundaryEnumerator;
+template <class DistanceMatrix>
+class ColumnReducer;
 
 template <class DistanceMatrix>
 class RipsPersistence {
  public:
-  RipsPersistence(const DistanceMatrix& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget);
+  RipsPersistence(const DistanceMatrix& dist, const RipsOptions& options, Monitor& monitor, MemoryBudget& budget,
+                  RipsStats& stats);
 
   // Diagrams for dimensions 0..maxdim; zero-persistence pairs are omitted.
   std::vector<Diagram> compute();
@@ -115,6 +101,7 @@ class RipsPersistence {
 
  private:
   friend class CoboundaryEnumerator<DistanceMatrix>;
+  friend class ColumnReducer<DistanceMatrix>;
   using Enumerator = CoboundaryEnumerator<DistanceMatrix>;
 
   index_t max_vertex(index_t index, index_t k, index_t top) const;
@@ -137,9 +124,9 @@ class RipsPersistence {
   };
 
   // The cofacet of a simplex that would be its unreduced pivot when it has
-  // the same diameter (the first of equal diameter in decreasing index).
-  // With `added_distances`, also writes d(added vertex, v_i) for each i.
-  Cofacet zero_pivot_cofacet(const SimplexView& s, value_t* added_distances = nullptr) const;
+  // the same diameter (the first of equal diameter in decreasing index),
+  // found by `cofacets`, which then holds its vertex's distances.
+  Cofacet zero_pivot_cofacet(const SimplexView& s, Enumerator& cofacets) const;
   void local_distances(const index_t* vertices, index_t dim, value_t* out) const;
   // The youngest facet with the same diameter (smallest index); its
   // coefficient is the sign of the simplex in the facet's coboundary.
@@ -154,11 +141,6 @@ class RipsPersistence {
   void assemble_columns(std::vector<DiameterIndex>& simplices, std::vector<DiameterIndex>& columns,
                         const PivotMap& pivots, index_t dim);
 
-  DiameterEntry init_coboundary_and_get_pivot(const DiameterIndex& simplex, WorkingColumn& coboundary, index_t dim,
-                                              const PivotMap& pivots, Enumerator& cofacets,
-                                              std::vector<DiameterEntry>& scratch) const;
-  void add_simplex_coboundary(const DiameterEntry& simplex, index_t dim, WorkingColumn& reduction,
-                              WorkingColumn& coboundary, Enumerator& cofacets) const;
   DiameterEntry pop_pivot(WorkingColumn& column) const;
   DiameterEntry get_pivot(WorkingColumn& column) const;
 
@@ -175,6 +157,7 @@ class RipsPersistence {
   PrimeField field_;
   Monitor& monitor_;
   MemoryBudget& budget_;
+  RipsStats& stats_;
 };
 
 }  // namespace tda
