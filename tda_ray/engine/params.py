@@ -15,9 +15,19 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    WithJsonSchema,
+)
 
 __all__ = [
+    "AMPLITUDE_METRICS",
     "AUTO_LANDMARKS",
     "MAX_COEFF",
     "NonNegativeInt",
@@ -25,6 +35,7 @@ __all__ = [
     "PositiveInt",
     "RipsParams",
     "RunOptions",
+    "WassersteinParams",
     "is_prime",
     "split_call",
     "validation_message",
@@ -232,3 +243,87 @@ class RunOptions(Params):
     memory_limit: Annotated[int | None, BeforeValidator(_optional_integer), AfterValidator(_positive_bytes)] = Field(
         default=None, description="Bytes; work estimated above it is refused. None: a share of available memory."
     )
+
+
+# --------------------------------------------------------------------------- analysis: distances and vectorizations
+
+
+def _real(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ValueError(f"must be a number, got {v!r}")
+    if math.isnan(v):
+        raise ValueError("must be a number, got nan")
+    return float(v)
+
+
+def _finite_at_least(low: float) -> Callable[[float], float]:
+    def check(v: float) -> float:
+        if not (low <= v < math.inf):
+            raise ValueError(f"must be a finite number >= {low:g}, got {v!r}")
+        return v
+
+    return check
+
+
+def _norm_exponent(v: float) -> float:
+    if not v >= 1:
+        raise ValueError(f"must be >= 1 or inf, got {v!r}")
+    return v
+
+
+def _positive_finite(v: float) -> float:
+    if not (0 < v < math.inf):
+        raise ValueError(f"must be a positive finite number, got {v!r}")
+    return v
+
+
+# Exponent of a q-Wasserstein distance or of an L^p norm of a vector: finite, >= 1.
+Exponent = Annotated[float, BeforeValidator(_real), AfterValidator(_finite_at_least(1.0))]
+# Exponent of the ground norm on the plane: >= 1, inf for the L-infinity norm.
+NormExponent = Annotated[float, BeforeValidator(_real), AfterValidator(_norm_exponent)]
+PositiveReal = Annotated[float, BeforeValidator(_real), AfterValidator(_positive_finite)]
+Real = Annotated[float, BeforeValidator(_real)]
+
+
+class WassersteinParams(Params):
+    """The q-Wasserstein distance's exponents."""
+
+    p: Exponent = Field(default=2.0, description="Exponent q of the q-Wasserstein distance (finite, >= 1).")
+    internal_p: NormExponent = Field(default=math.inf, description="L^p ground norm on the plane (>= 1, or inf).")
+
+
+# giotto-tda's amplitudes: a metric's name and the parameters it takes (Amplitude(metric_params=...)).
+class _BettiMetric(Params):
+    p: NormExponent = 2.0
+    n_bins: PositiveInt = 100
+
+
+class _LandscapeMetric(_BettiMetric):
+    n_layers: PositiveInt = 1
+
+
+class _SilhouetteMetric(_BettiMetric):
+    power: PositiveReal = 1.0
+
+
+class _ImageMetric(_BettiMetric):
+    sigma: PositiveReal = 0.1
+    weight_function: Callable[..., Any] | None = None
+
+
+class _BottleneckMetric(Params):
+    pass
+
+
+class _WassersteinMetric(Params):
+    p: Exponent = 2.0
+
+
+AMPLITUDE_METRICS: dict[str, type[Params]] = {
+    "bottleneck": _BottleneckMetric,
+    "wasserstein": _WassersteinMetric,
+    "betti": _BettiMetric,
+    "landscape": _LandscapeMetric,
+    "silhouette": _SilhouetteMetric,
+    "persistence_image": _ImageMetric,
+}
