@@ -46,6 +46,7 @@ __all__ = [
     "filtration_grid",
     "landscape",
     "landscapes",
+    "persistence_entropies",
     "persistence_entropy",
     "silhouette",
     "silhouettes",
@@ -201,17 +202,29 @@ def silhouette(dgm: Any, grid: Any, power: float = 1.0, weights: Any = None) -> 
     return _weighted_tents(st, t, w)[0]
 
 
+def persistence_entropies(dgms: Any, *, base: float = math.e) -> FloatArray:
+    """Shannon entropy of each diagram's bar lengths ``l / sum(l)`` in units of ``log(base)`` (bars of length
+    zero contribute nothing); NaN for a diagram without bars of positive length."""
+    st = stack(dgms)
+    lengths = st[:, :, 1] - st[:, :, 0]
+    total = lengths.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = lengths / total
+        terms = np.where(q > 0, -q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+    out: FloatArray = np.sum(terms, axis=1) / math.log(base)
+    out[total[:, 0] <= 0] = np.nan
+    return out
+
+
 def persistence_entropy(dgm: Any, *, normalize: bool = False, base: float = math.e) -> float:
     """Shannon entropy of the bar lengths ``l / sum(l)`` (bars of length zero contribute nothing), in units of
-    ``log(base)``; ``normalize`` divides by ``log(number of bars)`` (then the base does not matter).  0.0 without bars of positive length."""
+    ``log(base)``; ``normalize`` divides by ``log(number of bars)`` (then the base does not matter).  0.0
+    without bars of positive length."""
     arr = _finite_pairs(dgm)
-    lengths = arr[:, 1] - arr[:, 0]
-    lengths = lengths[lengths > 0]
-    total = float(lengths.sum())
-    if total <= 0:
+    entropy = float(persistence_entropies([arr], base=base)[0])
+    if math.isnan(entropy):
         return 0.0
-    q = lengths / total
-    entropy = float(-np.sum(q * np.log(q)))
-    if normalize:  # the same in every base
-        return entropy / math.log(lengths.size) if lengths.size > 1 else 0.0
-    return entropy / math.log(base)
+    if normalize:
+        n = int(np.count_nonzero(arr[:, 1] > arr[:, 0]))
+        return entropy * math.log(base) / math.log(n) if n > 1 else 0.0
+    return entropy
