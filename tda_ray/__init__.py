@@ -76,9 +76,8 @@ _LAZY = {
     "pairwise_distances": "tda_ray.engine.distances",
     "plot_diagrams": "tda_ray.engine.plots",
     "plot_barcode": "tda_ray.engine.plots",
-    **{
-        name: "tda_ray.engine.learn"
-        for name in (
+    **dict.fromkeys(
+        (
             "Amplitude",
             "BettiCurve",
             "PersistenceEntropy",
@@ -88,8 +87,9 @@ _LAZY = {
             "SlidingWindow",
             "TakensEmbedding",
             "VietorisRipsPersistence",
-        )
-    },
+        ),
+        "tda_ray.engine.learn",
+    ),
     "landmark_rips": "tda_ray.distributed",
     "run_batch": "tda_ray.distributed",
 }

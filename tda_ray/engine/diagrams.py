@@ -82,12 +82,13 @@ def check_pairs(arr: FloatArray, name: str = "diagram", *, essential: bool = Fal
 def finite_part(dgm: Any) -> FloatArray:
     """The pairs of a diagram with finite death (essential classes dropped)."""
     arr = as_pairs(dgm)
-    return arr[np.isfinite(arr[:, 1])]
+    out: FloatArray = arr[np.isfinite(arr[:, 1])]
+    return out
 
 
 def cap_essential(dgm: Any, death: float) -> FloatArray:
     """The diagram with every infinite death replaced by ``death`` (a copy)."""
-    arr = as_pairs(dgm).copy()
+    arr: FloatArray = np.array(as_pairs(dgm), dtype=np.float64)
     arr[np.isinf(arr[:, 1]), 1] = death
     return arr
 

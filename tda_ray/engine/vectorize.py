@@ -2,11 +2,12 @@
 entropy (persistence images: :mod:`tda_ray.engine.images`).  NumPy only.
 
 Each function takes one diagram of one homology dimension (a ``(k, 2)`` array of (birth, death) pairs), its
-plural form many (a list, or a padded ``(n, k, 2)`` stack), and an explicit grid of filtration values, so that the numbers do not depend on a hidden default range;
-:func:`filtration_grid` gives the grids the peers choose.  Pairs below the diagonal and NaN are refused.
-Essential classes (death ``inf``) are counted by :func:`betti_curve` (they are alive from their birth on);
-every other function refuses them with a ValueError instead of dropping them silently: use
-:func:`~tda_ray.engine.diagrams.finite_part` or :func:`~tda_ray.engine.diagrams.cap_essential` first.
+plural form many (a list, or a padded ``(n, k, 2)`` stack), and an explicit grid of filtration values, so that
+the numbers do not depend on a hidden default range; :func:`filtration_grid` gives the grids the peers choose.
+Pairs below the diagonal and NaN are refused.  Essential classes (death ``inf``) are counted by
+:func:`betti_curve` (they are alive from their birth on); every other function refuses them with a ValueError
+instead of dropping them silently: use :func:`~tda_ray.engine.diagrams.finite_part` or
+:func:`~tda_ray.engine.diagrams.cap_essential` first.
 
 The peers' numbers, exactly (tests/test_vectorize.py checks each):
 
@@ -165,7 +166,8 @@ def landscapes(dgms: Any, grid: Any, n_layers: int = 1) -> FloatArray:
 def landscape(dgm: Any, grid: Any, n_layers: int = 1) -> FloatArray:
     """The first ``n_layers`` persistence landscapes on ``grid``: shape ``(n_layers, len(grid))``; layer ``k``
     is the ``k``-th largest tent ``max(0, min(t - birth, death - t))`` (zero where fewer pairs are alive)."""
-    return landscapes([as_pairs(dgm)], grid, n_layers)[0]
+    out: FloatArray = landscapes([as_pairs(dgm)], grid, n_layers)[0]
+    return out
 
 
 def silhouettes(dgms: Any, grid: Any, power: float = 1.0) -> FloatArray:
@@ -194,12 +196,14 @@ def silhouette(dgm: Any, grid: Any, power: float = 1.0, weights: Any = None) -> 
     """The silhouette: the tents' mean weighted by ``(death - birth)^power`` (or by ``weights``, one per pair);
     zero everywhere when the weights sum to zero."""
     if weights is None:
-        return silhouettes([as_pairs(dgm)], grid, power)[0]
+        one: FloatArray = silhouettes([as_pairs(dgm)], grid, power)[0]
+        return one
     st, t = stack([as_pairs(dgm)]), _grid(grid)
     w = np.asarray(weights, dtype=np.float64).reshape(1, -1)
     if w.shape[1] != st.shape[1]:
         raise ValueError(f"weights must hold one value per pair ({st.shape[1]}), got {w.shape[1]}")
-    return _weighted_tents(st, t, w)[0]
+    out: FloatArray = _weighted_tents(st, t, w)[0]
+    return out
 
 
 def persistence_entropies(dgms: Any, *, base: float = math.e) -> FloatArray:

@@ -51,7 +51,8 @@ def _input(data: dict, key: str):
 
 
 def main() -> None:
-    cases = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as f:
+        cases = json.load(f)
     data = dict(np.load(sys.argv[2]))
     out = {}
     warnings.simplefilter("ignore")

@@ -20,7 +20,7 @@ T = TypeVar("T")
 __all__ = ["CollectionTransformer", "map_slices"]
 
 
-class CollectionTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class CollectionTransformer(TransformerMixin, BaseEstimator):
     """Base of the transformers: a collection in (a 3-D array or a list of 2-D arrays), arrays out."""
 
     # The hyperparameters' model; n_jobs is joblib's and not part of it.

@@ -44,14 +44,16 @@ def amplitudes(sub: FloatArray, metric: str, params: Any, grid: Any, step: Any) 
         pictures = np.stack(
             [images.persistence_image_histogram(d, *ranges, params.n_bins, params.sigma, weights) for d in sub]
         )
-        return _norms(pictures, params.p) * float(np.prod(step)) ** (1 / params.p)
+        out: FloatArray = _norms(pictures, params.p) * float(np.prod(step)) ** (1 / params.p)
+        return out
     if metric == "betti":
         values: FloatArray = vectorize.betti_curves(sub, grid).astype(np.float64)
     elif metric == "landscape":
         values = vectorize.landscapes(sub, grid, params.n_layers)
     else:
         values = vectorize.silhouettes(sub, grid, params.power)
-    return _norms(values, params.p) * step ** (1 / params.p)
+    scaled: FloatArray = _norms(values, params.p) * step ** (1 / params.p)
+    return scaled
 
 
 class Amplitude(CollectionTransformer):

@@ -82,7 +82,8 @@ def subdiagrams(X: FloatArray, dim: int) -> FloatArray:
             f"diagrams: samples hold different numbers of triples in homology dimension {dim} "
             f"({int(counts.min())} to {int(counts.max())}); pad them (tda_ray.engine.learn.padded.pad)"
         )
-    return X[mask][:, :2].reshape(X.shape[0], int(counts[0]), 2)
+    out: FloatArray = X[mask][:, :2].reshape(X.shape[0], int(counts[0]), 2)
+    return out
 
 
 def unpad(X: Any) -> list[dict[int, FloatArray]]:

@@ -10,6 +10,7 @@ the largest over all dimensions instead.  ``samplings_[dim]`` holds them.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ class _DiagramVectorizer(CollectionTransformer):
         blocks = []
         for dim in self.homology_dimensions_:
             sub = subdiagrams(arr, dim)
-            parts = map_slices(lambda part, dim=dim: self._vectorize(part, dim), sub, self.n_jobs)
+            parts = map_slices(functools.partial(self._vectorize, dim=dim), sub, self.n_jobs)
             blocks.append(np.concatenate(parts, axis=0))
         return self._combine(blocks)
 

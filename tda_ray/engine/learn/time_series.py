@@ -66,8 +66,9 @@ class SlidingWindow(CollectionTransformer):
 
     def resample(self, y: Any, X: Any = None) -> npt.NDArray[Any]:
         check_is_fitted(self)
-        yr = column_or_1d(y)
-        return yr[self._windows(yr.shape[0])[:, -1]]
+        yr = np.asarray(column_or_1d(y))
+        out: npt.NDArray[Any] = yr[self._windows(yr.shape[0])[:, -1]]
+        return out
 
     def transform_resample(self, X: Any, y: Any) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         return self.transform(X), self.resample(y)
