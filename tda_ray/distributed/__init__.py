@@ -1,5 +1,5 @@
 """Ray: connecting to a cluster, point clouds as Ray Datasets, landmarks of large clouds, batches of many
-clouds, and batches as Ray Jobs.  Every module here imports Ray at its top (it is Ray's code)."""
+clouds, batches as Ray Jobs, and the transformers' ``n_jobs`` on Ray (:mod:`~.joblib`).  Every module here imports Ray at its top (it is Ray's code)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tda_ray.distributed.batch import run_batch
     from tda_ray.distributed.datasource import read_points
+    from tda_ray.distributed.joblib import ray_backend
     from tda_ray.distributed.landmarks import LandmarkResult, landmark_rips
     from tda_ray.distributed.ray_jobs import submit_batch
     from tda_ray.distributed.sampling import farthest_point_sample
@@ -19,6 +20,7 @@ __all__ = [
     "connect_ray",
     "farthest_point_sample",
     "landmark_rips",
+    "ray_backend",
     "read_points",
     "run_batch",
     "submit_batch",
@@ -27,6 +29,7 @@ __all__ = [
 _LAZY = {
     "run_batch": "batch",
     "read_points": "datasource",
+    "ray_backend": "joblib",
     "LandmarkResult": "landmarks",
     "landmark_rips": "landmarks",
     "submit_batch": "ray_jobs",

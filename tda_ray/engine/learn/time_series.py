@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tda_ray.engine.learn.base import CollectionTransformer
 from tda_ray.engine.params import SlidingWindowParams, TakensEmbeddingParams
@@ -15,16 +15,8 @@ __all__ = ["SlidingWindow", "TakensEmbedding"]
 
 
 def _numeric(X: Any, what: str, min_ndim: int) -> npt.NDArray[Any]:
-    try:
-        arr = np.asarray(X)
-    except ValueError as exc:
-        raise ValueError(f"{what} is ragged: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{what} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{what} must have at least {min_ndim} dimensions, got shape {arr.shape}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{what} contains NaN or inf")
+    """scikit-learn's checks of an array (numeric, finite, not sparse, not empty), at least ``min_ndim``-D."""
+    arr: npt.NDArray[Any] = check_array(X, ensure_2d=min_ndim >= 2, allow_nd=True, input_name=what)
     return arr
 
 
@@ -100,11 +92,11 @@ class TakensEmbedding(CollectionTransformer):
         self.ensure_last_value = ensure_last_value
 
     def fit(self, X: Any, y: Any = None) -> TakensEmbedding:
-        if isinstance(X, np.ndarray):
-            _numeric(X, "X", 2)
-        else:
+        if isinstance(X, (list, tuple)):
             for i, x in enumerate(X):
                 _numeric(x, f"X[{i}]", 1)
+        else:
+            _numeric(X, "X", 2)
         self._fitted = self._checked(TakensEmbeddingParams)
         self.is_fitted_ = True
         return self
@@ -123,6 +115,6 @@ class TakensEmbedding(CollectionTransformer):
 
     def transform(self, X: Any, y: Any = None) -> Any:
         check_is_fitted(self)
-        if isinstance(X, np.ndarray):
-            return self._embed(_numeric(X, "X", 2))
-        return [self._embed(_numeric(x, f"X[{i}]", 1)[None, ...])[0] for i, x in enumerate(X)]
+        if isinstance(X, (list, tuple)):
+            return [self._embed(_numeric(x, f"X[{i}]", 1)[None, ...])[0] for i, x in enumerate(X)]
+        return self._embed(_numeric(X, "X", 2))
