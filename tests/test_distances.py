@@ -14,7 +14,7 @@ import gudhi.wasserstein as gudhi_wasserstein
 import numpy as np
 import pytest
 from diagram_strategies import FloatArray, diagram_pairs, diagrams, finite_diagrams, off_diagonal
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tda_ray.engine.distances import bottleneck_distance, pairwise_distances, wasserstein_distance
@@ -41,7 +41,7 @@ def brute_force_bottleneck(a: FloatArray, b: FloatArray) -> float:
     for j in range(m):
         cost[n + j, j] = (fb[j, 1] - fb[j, 0]) / 2
     finite = min(
-        (max((cost[r, c] for r, c in enumerate(perm)), default=0.0) for perm in itertools.permutations(range(n + m)))
+        max((cost[r, c] for r, c in enumerate(perm)), default=0.0) for perm in itertools.permutations(range(n + m))
     )
     ea, eb = np.sort(a[np.isinf(a[:, 1]), 0]), np.sort(b[np.isinf(b[:, 1]), 0])
     if ea.size != eb.size:
@@ -95,25 +95,27 @@ def test_wasserstein_equals_pot(pair: tuple[FloatArray, FloatArray], exponents: 
     assert close(wasserstein_distance(b, a, p=p, internal_p=internal_p), ours, 1e-14)
 
 
+def _rounded(d: FloatArray) -> FloatArray:
+    r = np.round(d, 4)
+    out: FloatArray = r[r[:, 0] < r[:, 1]]
+    return out
+
+
+# Hera's auction takes very long on coordinates at wildly different scales (1e-300 next to 1): 4 decimals.
+hera_diagrams = finite_diagrams(diagonal=False).map(_rounded)
+
+
 @settings(HYPOTHESIS, max_examples=150)
-@given(diagram_pairs(diagonal=False), st.sampled_from([(1.0, math.inf), (2.0, math.inf), (2.0, 2.0)]))
-def test_wasserstein_within_heras_guarantee(
-    pair: tuple[FloatArray, FloatArray], exponents: tuple[float, float]
-) -> None:
-    a, b = pair
-    # gudhi.hera 3.13 crashes (segfault) on repeated pairs against an empty finite part when there are
-    # essential classes, e.g. [[0, .001], [0, .001], [0, inf]] vs [[0, inf]]: keep such inputs away from it.
-    finite_a, finite_b = np.isfinite(a[:, 1]).sum(), np.isfinite(b[:, 1]).sum()
-    assume(not (np.isinf(a[:, 1]).any() and min(finite_a, finite_b) == 0))
+@given(hera_diagrams, hera_diagrams, st.sampled_from([(1.0, math.inf), (2.0, math.inf), (2.0, 2.0)]))
+def test_wasserstein_within_heras_guarantee(a: FloatArray, b: FloatArray, exponents: tuple[float, float]) -> None:
+    # Finite diagrams only: gudhi.hera 3.13 crashes (segfault) on essential classes against a diagram whose
+    # finite part is empty, e.g. [[0, .001], [0, .001], [0, inf]] vs [[0, inf]]; POT covers essential classes.
     p, internal_p = exponents
-    delta = 1e-6
+    delta = 1e-4
     ours = wasserstein_distance(a, b, p=p, internal_p=internal_p)
     theirs = hera.wasserstein_distance(a, b, order=p, internal_p=internal_p, delta=delta)
-    if math.isinf(ours) or math.isinf(theirs):
-        assert ours == theirs
-    else:
-        # Hera's value lies within a factor 1 + delta of the true distance.
-        assert ours * (1 - 1e-12) <= theirs * (1 + 1e-12) <= ours * (1 + delta) + 1e-12
+    # Hera's value lies within a factor 1 + delta of the true distance.
+    assert ours * (1 - 1e-12) <= theirs * (1 + 1e-12) <= ours * (1 + delta) + 1e-12
 
 
 # --------------------------------------------------------------------------- essential classes, empty diagrams
@@ -141,7 +143,11 @@ def test_essential_only_diagrams(pair: tuple[FloatArray, FloatArray]) -> None:
 def test_empty_diagrams(d: FloatArray) -> None:
     empty = np.zeros((0, 2))
     assert bottleneck_distance(empty, empty) == 0.0 == wasserstein_distance([], [])
-    assert close(bottleneck_distance(d, empty), hera.bottleneck_distance(off_diagonal(d), empty, delta=0))
+    ours = bottleneck_distance(d, empty)
+    # Against nothing every point goes to the diagonal: the distance is the largest half-persistence.
+    assert ours == max(((d[:, 1] - d[:, 0]) / 2).max(initial=0.0), 0.0)
+    # Hera reads a lone point closer than ~1e-11 to the diagonal as on it (0.0 for [[0, 5e-12]]).
+    assert abs(ours - hera.bottleneck_distance(off_diagonal(d), empty, delta=0)) <= 1e-9 * max(ours, 1.0)
     assert close(wasserstein_distance(empty, d), gudhi_wasserstein.wasserstein_distance(empty, d, order=2), 1e-9)
 
 
@@ -167,7 +173,11 @@ def test_json_form_and_float32_input() -> None:
     a = [[0.0, 1.0], [0.5, None]]
     b = np.array([[0.0, 1.5], [1.0, np.inf]], dtype=np.float32)
     assert bottleneck_distance(a, b) == 0.5
-    assert wasserstein_distance(a, b, p=1.0) == pytest.approx(0.25 + 0.5)
+    # (0, 1) goes to (0, 1.5) at L-inf cost 0.5 (both to the diagonal would cost 1.25); essential births 0.5, 1.
+    assert wasserstein_distance(a, b, p=1.0) == pytest.approx(0.5 + 0.5)
+    assert wasserstein_distance(a, b, p=1.0) == pytest.approx(
+        gudhi_wasserstein.wasserstein_distance(np.array([[0.0, 1.0], [0.5, np.inf]]), b.astype(np.float64), order=1)
+    )
 
 
 # --------------------------------------------------------------------------- pairwise, errors
