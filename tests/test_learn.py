@@ -172,9 +172,9 @@ def test_lists_of_clouds_of_different_sizes_and_n_jobs() -> None:
         (VietorisRipsPersistence(homology_dimensions=(0, 0)), "homology_dimensions must not repeat"),
         (VietorisRipsPersistence(coeff=4), "coeff must be a prime"),
         (VietorisRipsPersistence(max_edge_length=-1), "max_edge_length must be a non-negative number"),
-        (VietorisRipsPersistence(reduced_homology="yes"), "reduced_homology must be True or False"),
+        (VietorisRipsPersistence(reduced_homology="yes"), "reduced_homology must be True or False"),  # type: ignore[arg-type]
         (BettiCurve(n_bins=0), "n_bins must be >= 1, got 0"),
-        (PersistenceLandscape(n_layers=1.5), "n_layers must be an integer"),
+        (PersistenceLandscape(n_layers=1.5), "n_layers must be an integer"),  # type: ignore[arg-type]
         (PersistenceImage(sigma=0), "sigma must be a positive finite number"),
         (Amplitude(metric="heat"), "metric must be one of"),
         (Amplitude(metric="landscape", metric_params={"sigma": 1}), "sigma is not a parameter"),
@@ -202,7 +202,7 @@ def test_diagram_input_is_checked() -> None:
         (good[0], r"\(n_samples, n_points, 3\)"),
         (np.where(good == 2.0, np.nan, good), "NaN"),
         (good[:, :, [1, 0, 2]], "below the diagonal"),
-        (np.concatenate([good[:, :, :2], np.full(good.shape[:2] + (1,), 0.5)], axis=2), "non-negative integers"),
+        (np.concatenate([good[:, :, :2], np.full((*good.shape[:2], 1), 0.5)], axis=2), "non-negative integers"),
     ]:
         with pytest.raises(ValueError, match=message):
             BettiCurve().fit(bad)

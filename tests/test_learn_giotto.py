@@ -44,14 +44,14 @@ def clouds(seed: int) -> np.ndarray:
     return np.concatenate([ring + 0.1 * rng.normal(size=ring.shape), rng.random((4, 35, 3))])
 
 
-VR_CASES = {
+VR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "vr": ("VietorisRipsPersistence", {}),
     "vr_012": ("VietorisRipsPersistence", {"homology_dimensions": [0, 1, 2]}),
     "vr_capped": ("VietorisRipsPersistence", {"homology_dimensions": [1, 0], "max_edge_length": 0.5}),
     "vr_unreduced": ("VietorisRipsPersistence", {"reduced_homology": False, "max_edge_length": 0.4}),
     "vr_coeff3": ("VietorisRipsPersistence", {"coeff": 3, "metric": "manhattan"}),
 }
-DIAGRAM_CASES = {
+DIAGRAM_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "betti": ("BettiCurve", {"n_bins": 37}),
     "landscape": ("PersistenceLandscape", {"n_layers": 3, "n_bins": 25}),
     "landscape_many": ("PersistenceLandscape", {"n_layers": 40, "n_bins": 10}),
@@ -102,7 +102,7 @@ def reference() -> dict[str, np.ndarray]:
         },
         {"name": "window", "steps": [["SlidingWindow", {"size": 9, "stride": 4}]], "input": "s"},
     ]
-    out = giotto_reference.run(cases, inputs)
+    out: dict[str, np.ndarray] = giotto_reference.run(cases, inputs)
     out |= inputs
     return out
 

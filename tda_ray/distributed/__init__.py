@@ -1,5 +1,6 @@
 """Ray: connecting to a cluster, point clouds as Ray Datasets, landmarks of large clouds, batches of many
-clouds, batches as Ray Jobs, and the transformers' ``n_jobs`` on Ray (:mod:`~.joblib`).  Every module here imports Ray at its top (it is Ray's code)."""
+clouds, batches as Ray Jobs, and the transformers' ``n_jobs`` on Ray (:mod:`~.joblib`).  Every module here
+imports Ray at its top (it is Ray's code)."""
 
 from __future__ import annotations
 
