@@ -17,7 +17,7 @@ Both are exact (no relative error ``delta`` as in Hera): the bottleneck is the s
 a perfect matching exists (Hopcroft–Karp on the pairs within that distance); the Wasserstein cost is a
 minimum-cost assignment (shortest augmenting paths).  They are our own rather than wrapped GUDHI/Hera/POT:
 measured faster on typical diagrams and equal to Hera (bottleneck, ``delta=0``) and POT (Wasserstein) up to
-float rounding in the tests (BENCHMARKS.md, "Diagram distances"), so gudhi is not a runtime dependency.
+float rounding in the tests (BENCHMARKS.md, "Analysis toolkit"), so gudhi is not a runtime dependency.
 """
 
 from __future__ import annotations
