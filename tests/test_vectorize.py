@@ -64,6 +64,15 @@ def test_silhouettes_equal_gudhis_over_sqrt2(dgms: list[FloatArray], power: floa
     assert_close(ours, unweighted)
 
 
+def test_silhouette_of_a_tiny_pair_does_not_underflow() -> None:
+    # weight (1e-137)^2 times a tent of 1e-137 underflows to 0 unless the weights are normalized first.
+    dgms = [np.array([[0.0, 1e-137]])]
+    theirs = gr.Silhouette(weight=lambda pt: (pt[1] - pt[0]) ** 2, resolution=30).fit_transform(dgms)
+    ours = math.sqrt(2) * vz.silhouettes(dgms, vz.filtration_grid(dgms, 30, endpoints=False), 2.0)
+    assert theirs.max() > 0
+    assert_close(ours, theirs)
+
+
 @HYPOTHESIS
 @given(st.lists(diagrams(max_size=10, essential=2), min_size=1, max_size=4), st.integers(1, 50))
 def test_betti_curves_equal_gudhis_with_essential_classes(dgms: list[FloatArray], resolution: int) -> None:

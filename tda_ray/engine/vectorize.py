@@ -182,13 +182,12 @@ def silhouettes(dgms: Any, grid: Any, power: float = 1.0) -> FloatArray:
 
 
 def _weighted_tents(st: FloatArray, t: FloatArray, w: FloatArray) -> FloatArray:
-    total = np.sum(w, axis=1)
+    total = np.sum(w, axis=1, keepdims=True)
+    # Weights divided by their sum first: tiny pairs' weight * tent would underflow to 0 (1e-274 * 1e-137).
+    share = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
     out = np.zeros((st.shape[0], t.size))
     for part in _chunks(st.shape[0], st.shape[1] * t.size):
-        out[part] = np.sum(w[part, None, :] * _tents(st[part], t), axis=2)
-    nonzero = total > 0
-    out[nonzero] /= total[nonzero, None]
-    out[~nonzero] = 0
+        out[part] = np.sum(share[part, None, :] * _tents(st[part], t), axis=2)
     return out
 
 
