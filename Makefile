@@ -36,12 +36,12 @@ python-setup: $(CORE_STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Build requirements, runtime dependencies and the server + dev extras, read from pyproject.toml
+# Build requirements, runtime dependencies and the server + learn + dev extras, read from pyproject.toml
 # so the package itself is built only once, below.
 $(DEPS_STAMP): pyproject.toml | $(PY)
 	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
 	  reqs = p["build-system"]["requires"] + p["project"]["dependencies"] + \
-	    [r for extra in ("server", "dev") for r in p["project"]["optional-dependencies"][extra]]; \
+	    [r for extra in ("server", "learn", "dev") for r in p["project"]["optional-dependencies"][extra]]; \
 	  print("\n".join(reqs))' > $(VENV)/tda-ray-requirements.txt
 	$(PIP) install -r $(VENV)/tda-ray-requirements.txt
 	touch $@

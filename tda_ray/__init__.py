@@ -22,20 +22,47 @@ if TYPE_CHECKING:
         ripser,
         vietoris_rips,
     )
+    from tda_ray.engine.distances import bottleneck_distance, pairwise_distances, wasserstein_distance
+    from tda_ray.engine.learn import (
+        Amplitude,
+        BettiCurve,
+        PersistenceEntropy,
+        PersistenceImage,
+        PersistenceLandscape,
+        Silhouette,
+        SlidingWindow,
+        TakensEmbedding,
+        VietorisRipsPersistence,
+    )
+    from tda_ray.engine.plots import plot_barcode, plot_diagrams
     from tda_ray.io import load
 
 __all__ = [
+    "Amplitude",
+    "BettiCurve",
     "CancelToken",
     "EngineCancelled",
     "MemoryLimitError",
+    "PersistenceEntropy",
+    "PersistenceImage",
+    "PersistenceLandscape",
     "PersistenceResult",
+    "Silhouette",
+    "SlidingWindow",
+    "TakensEmbedding",
+    "VietorisRipsPersistence",
     "__version__",
+    "bottleneck_distance",
     "cubical_persistence",
     "landmark_rips",
     "load",
+    "pairwise_distances",
+    "plot_barcode",
+    "plot_diagrams",
     "ripser",
     "run_batch",
     "vietoris_rips",
+    "wasserstein_distance",
 ]
 
 _LAZY = {
@@ -47,6 +74,25 @@ _LAZY = {
     "ripser": "tda_ray.engine",
     "vietoris_rips": "tda_ray.engine",
     "load": "tda_ray.io",
+    "bottleneck_distance": "tda_ray.engine.distances",
+    "wasserstein_distance": "tda_ray.engine.distances",
+    "pairwise_distances": "tda_ray.engine.distances",
+    "plot_diagrams": "tda_ray.engine.plots",
+    "plot_barcode": "tda_ray.engine.plots",
+    **dict.fromkeys(
+        (
+            "Amplitude",
+            "BettiCurve",
+            "PersistenceEntropy",
+            "PersistenceImage",
+            "PersistenceLandscape",
+            "Silhouette",
+            "SlidingWindow",
+            "TakensEmbedding",
+            "VietorisRipsPersistence",
+        ),
+        "tda_ray.engine.learn",
+    ),
     "landmark_rips": "tda_ray.distributed",
     "run_batch": "tda_ray.distributed",
 }

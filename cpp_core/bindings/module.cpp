@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "tda/api.hpp"
 #include "tda/cubical.hpp"
+#include "tda/matching.hpp"
 
 namespace py = pybind11;
 
@@ -21,6 +23,12 @@ struct CancelToken {
 
 using Points = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using Image = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+tda::matching::DiagramView diagram_view(const Points& pairs, const char* name) {
+  if (pairs.ndim() != 2 || pairs.shape(1) != 2)
+    throw tda::InputError(std::string(name) + " must be a (k, 2) array of (birth, death) pairs");
+  return {pairs.data(), static_cast<std::size_t>(pairs.shape(0)), name};
+}
 
 tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel) {
   tda::Monitor::ProgressFn fn;
@@ -235,4 +243,22 @@ PYBIND11_MODULE(_core, m) {
       "essential).",
       py::arg("image"), py::arg("maxdim"), py::arg("construction"), py::arg("threshold"), py::arg("n_threads"),
       py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr);
+
+  m.def(
+      "bottleneck_distance",
+      [](Points a, Points b) {
+        const auto x = diagram_view(a, "dgm_a"), y = diagram_view(b, "dgm_b");
+        py::gil_scoped_release nogil;
+        return tda::matching::bottleneck_distance(x, y);
+      },
+      py::arg("dgm_a"), py::arg("dgm_b"));
+
+  m.def(
+      "wasserstein_distance",
+      [](Points a, Points b, double order, double internal_p) {
+        const auto x = diagram_view(a, "dgm_a"), y = diagram_view(b, "dgm_b");
+        py::gil_scoped_release nogil;
+        return tda::matching::wasserstein_distance(x, y, order, internal_p);
+      },
+      py::arg("dgm_a"), py::arg("dgm_b"), py::arg("order"), py::arg("internal_p"));
 }

@@ -1,5 +1,6 @@
 """Ray: connecting to a cluster, point clouds as Ray Datasets, landmarks of large clouds, batches of many
-clouds, and batches as Ray Jobs.  Every module here imports Ray at its top (it is Ray's code)."""
+clouds, batches as Ray Jobs, and the transformers' ``n_jobs`` on Ray (:mod:`~.joblib`).  Every module here
+imports Ray at its top (it is Ray's code)."""
 
 from tda_ray.distributed.batch import run_batch
 from tda_ray.distributed.datasource import read_points

@@ -19,9 +19,13 @@ JsonDiagram = list[JsonPair]
 
 __all__ = [
     "as_diagram",
+    "as_pairs",
+    "cap_essential",
     "betti_curve",
     "betti_numbers",
     "essential_counts",
+    "finite_part",
+    "check_pairs",
     "from_json",
     "pair_counts",
     "persistence_entropy",
@@ -36,6 +40,57 @@ def as_diagram(pairs: Any) -> FloatArray:
         return np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
     rows = [(b, np.inf if d is None else d) for b, d in pairs]
     return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def as_pairs(dgm: Any, name: str = "diagram") -> FloatArray:
+    """One diagram as a float64 ``(k, 2)`` array; ValueError naming ``name`` for any other shape.
+
+    Lists of pairs may spell an infinite death ``None`` (the JSON form); an empty input is a ``(0, 2)`` array.
+    Values are not checked here (the distances check them in the core, the vectorizations in
+    :func:`check_pairs`).
+    """
+    if isinstance(dgm, np.ndarray) and dgm.dtype == np.float64 and dgm.ndim == 2 and dgm.shape[1] == 2:
+        return dgm
+    try:
+        arr = np.asarray(dgm, dtype=np.float64) if isinstance(dgm, np.ndarray) else as_diagram(dgm)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a (k, 2) array of (birth, death) pairs: {exc}") from None
+    if arr.size == 0:
+        return np.zeros((0, 2))
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must be a (k, 2) array of (birth, death) pairs, got shape {arr.shape}")
+    return arr
+
+
+def check_pairs(arr: FloatArray, name: str = "diagram", *, essential: bool = False) -> None:
+    """ValueError for NaN, infinite births, pairs below the diagonal and (unless ``essential``) infinite deaths."""
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN")
+    if np.isinf(arr[:, 0]).any():
+        raise ValueError(f"{name}: births must be finite")
+    below = arr[:, 1] < arr[:, 0]
+    if below.any():
+        i = int(np.argmax(below))
+        raise ValueError(f"{name}: pair {i} ({arr[i, 0]:g}, {arr[i, 1]:g}) lies below the diagonal (death < birth)")
+    if not essential and np.isinf(arr[:, 1]).any():
+        raise ValueError(
+            f"{name} has {int(np.isinf(arr[:, 1]).sum())} essential classes (death inf), which this vectorization "
+            "cannot place: drop them (finite_part) or give them a death (cap_essential)"
+        )
+
+
+def finite_part(dgm: Any) -> FloatArray:
+    """The pairs of a diagram with finite death (essential classes dropped)."""
+    arr = as_pairs(dgm)
+    out: FloatArray = arr[np.isfinite(arr[:, 1])]
+    return out
+
+
+def cap_essential(dgm: Any, death: float) -> FloatArray:
+    """The diagram with every infinite death replaced by ``death`` (a copy)."""
+    arr: FloatArray = np.array(as_pairs(dgm), dtype=np.float64)
+    arr[np.isinf(arr[:, 1]), 1] = death
+    return arr
 
 
 def from_json(diagrams: Sequence[Sequence[Sequence[float | None]]]) -> list[FloatArray]:

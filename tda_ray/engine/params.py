@@ -15,9 +15,18 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 __all__ = [
+    "AMPLITUDE_METRICS",
     "AUTO_LANDMARKS",
     "MAX_COEFF",
     "NonNegativeInt",
@@ -27,6 +36,7 @@ __all__ = [
     "RipsParams",
     "RunOptions",
     "Threshold",
+    "WassersteinParams",
     "is_prime",
     "split_call",
     "validation_message",
@@ -263,3 +273,186 @@ class RunOptions(Params):
     memory_limit: Annotated[int | None, BeforeValidator(_optional_integer), AfterValidator(_positive_bytes)] = Field(
         default=None, description="Bytes; work estimated above it is refused. None: a share of available memory."
     )
+
+
+# --------------------------------------------------------------------------- analysis: distances and vectorizations
+
+
+def _real(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ValueError(f"must be a number, got {v!r}")
+    if math.isnan(v):
+        raise ValueError("must be a number, got nan")
+    return float(v)
+
+
+def _finite_at_least(low: float) -> Callable[[float], float]:
+    def check(v: float) -> float:
+        if not (low <= v < math.inf):
+            raise ValueError(f"must be a finite number >= {low:g}, got {v!r}")
+        return v
+
+    return check
+
+
+def _norm_exponent(v: float) -> float:
+    if not v >= 1:
+        raise ValueError(f"must be >= 1 or inf, got {v!r}")
+    return v
+
+
+def _positive_finite(v: float) -> float:
+    if not (0 < v < math.inf):
+        raise ValueError(f"must be a positive finite number, got {v!r}")
+    return v
+
+
+# Exponent of a q-Wasserstein distance or of an L^p norm of a vector: finite, >= 1.
+Exponent = Annotated[float, BeforeValidator(_real), AfterValidator(_finite_at_least(1.0))]
+# Exponent of the ground norm on the plane: >= 1, inf for the L-infinity norm.
+NormExponent = Annotated[float, BeforeValidator(_real), AfterValidator(_norm_exponent)]
+PositiveReal = Annotated[float, BeforeValidator(_real), AfterValidator(_positive_finite)]
+Real = Annotated[float, BeforeValidator(_real)]
+
+
+class WassersteinParams(Params):
+    """The q-Wasserstein distance's exponents."""
+
+    p: Exponent = Field(default=2.0, description="Exponent q of the q-Wasserstein distance (finite, >= 1).")
+    internal_p: NormExponent = Field(default=math.inf, description="L^p ground norm on the plane (>= 1, or inf).")
+
+
+# giotto-tda's amplitudes: a metric's name and the parameters it takes (Amplitude(metric_params=...)).
+class _BettiMetric(Params):
+    p: NormExponent = 2.0
+    n_bins: PositiveInt = 100
+
+
+class _LandscapeMetric(_BettiMetric):
+    n_layers: PositiveInt = 1
+
+
+class _SilhouetteMetric(_BettiMetric):
+    power: PositiveReal = 1.0
+
+
+class _ImageMetric(_BettiMetric):
+    sigma: PositiveReal = 0.1
+    weight_function: Callable[..., Any] | None = None
+
+
+class _BottleneckMetric(Params):
+    pass
+
+
+class _WassersteinMetric(Params):
+    p: Exponent = 2.0
+
+
+AMPLITUDE_METRICS: dict[str, type[Params]] = {
+    "bottleneck": _BottleneckMetric,
+    "wasserstein": _WassersteinMetric,
+    "betti": _BettiMetric,
+    "landscape": _LandscapeMetric,
+    "silhouette": _SilhouetteMetric,
+    "persistence_image": _ImageMetric,
+}
+
+
+# --------------------------------------------------------------------------- scikit-learn transformers (fit checks)
+
+
+def _homology_dimensions(v: Any) -> Any:
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ValueError(f"must be a non-empty list or tuple of non-negative integers, got {v!r}")
+    dims = [_at_least(0)(_integer(d)) for d in v]
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"must not repeat a dimension, got {v!r}")
+    return tuple(sorted(dims))
+
+
+def _non_negative_or_inf(v: float) -> float:
+    if not v >= 0:
+        raise ValueError(f"must be a non-negative number or inf, got {v!r}")
+    return v
+
+
+def _boolean(v: Any) -> Any:
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"must be True or False, got {v!r}")
+    return bool(v)
+
+
+def _one_of(*names: str) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v not in names:
+            raise ValueError(f"must be one of {', '.join(repr(n) for n in names)}; got {v!r}")
+        return v
+
+    return check
+
+
+HomologyDimensions = Annotated[tuple[int, ...], BeforeValidator(_homology_dimensions)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+AmplitudeMetric = Annotated[str, BeforeValidator(_one_of(*AMPLITUDE_METRICS))]
+
+
+class VietorisRipsPersistenceParams(Params):
+    """:class:`tda_ray.VietorisRipsPersistence`'s hyperparameters (giotto-tda's names and defaults)."""
+
+    metric: str | Callable[..., Any] = "euclidean"
+    metric_params: dict[str, Any] = Field(default_factory=dict)
+    homology_dimensions: HomologyDimensions = (0, 1)
+    collapse_edges: Boolean = False
+    coeff: Prime = 2
+    max_edge_length: Annotated[float, BeforeValidator(_real), AfterValidator(_non_negative_or_inf)] = math.inf
+    infinity_values: Annotated[float | None, BeforeValidator(_number)] = None
+    reduced_homology: Boolean = True
+
+
+class BettiCurveParams(Params):
+    n_bins: PositiveInt = 100
+
+
+class PersistenceLandscapeParams(Params):
+    n_layers: PositiveInt = 1
+    n_bins: PositiveInt = 100
+
+
+class SilhouetteParams(Params):
+    power: PositiveReal = 1.0
+    n_bins: PositiveInt = 100
+
+
+class PersistenceImageParams(Params):
+    sigma: PositiveReal = 0.1
+    n_bins: PositiveInt = 100
+    weight_function: Callable[..., Any] | None = None
+
+
+class PersistenceEntropyParams(Params):
+    normalize: Boolean = False
+    nan_fill_value: Annotated[float | None, BeforeValidator(_number)] = -1.0
+
+
+class AmplitudeParams(Params):
+    metric: AmplitudeMetric = "landscape"
+    metric_params: dict[str, Any] | None = None
+    order: PositiveReal | None = None
+
+    def metric_model(self) -> Params:
+        """The metric's own parameters, checked (unknown names refused)."""
+        return AMPLITUDE_METRICS[self.metric].parse(self.metric_params or {})
+
+
+class SlidingWindowParams(Params):
+    size: PositiveInt = 10
+    stride: PositiveInt = 1
+
+
+class TakensEmbeddingParams(Params):
+    time_delay: PositiveInt = 1
+    dimension: PositiveInt = 2
+    stride: PositiveInt = 1
+    flatten: Boolean = True
+    ensure_last_value: Boolean = True

@@ -1,45 +1,38 @@
-"""Pictures of results (matplotlib, headless): the persistence diagram as SVG or PNG."""
+"""Pictures of results (matplotlib, headless): the persistence diagram and the barcode as SVG or PNG, drawn by
+:mod:`tda_ray.engine.plots` (the package's one diagram plot)."""
 
 from __future__ import annotations
 
 import io
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["render_diagram"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["render_barcode", "render_diagram"]
+
+Format = Literal["svg", "png"]
 
 
-def render_diagram(diagrams: list[npt.NDArray[np.float64]], fmt: Literal["svg", "png"], title: str) -> bytes:
-    """The persistence diagram as a picture; essential classes sit on a dashed line marked ∞."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure  # Figure, not pyplot: no global state shared between threads
-
-    finite = [d[np.isfinite(d[:, 1])] for d in diagrams]
-    values = np.concatenate([f.ravel() for f in finite] + [d[:, 0] for d in diagrams] + [np.zeros(1)])
-    hi = float(values.max()) if values.size else 1.0
-    hi = hi if hi > 0 else 1.0
-    top = hi * 1.1
-    fig = Figure(figsize=(5.0, 5.0), dpi=100)
-    ax = fig.add_subplot()
-    ax.plot([0, top * 1.05], [0, top * 1.05], color="0.4", lw=0.8)
-    if any(np.isinf(d[:, 1]).any() for d in diagrams):
-        ax.axhline(top, color="0.4", lw=0.8, ls="--")
-        ax.text(0, top, " ∞", va="bottom", ha="left")
-    for k, d in enumerate(diagrams):
-        if d.size:
-            deaths = np.where(np.isinf(d[:, 1]), top, d[:, 1])
-            ax.scatter(d[:, 0], deaths, s=14, alpha=0.8, label=f"H{k} ({d.shape[0]})")
-    ax.set_xlim(-0.02 * top, top * 1.05)
-    ax.set_ylim(-0.02 * top, top * 1.08)
-    ax.set_xlabel("birth")
-    ax.set_ylabel("death")
-    ax.set_title(title, fontsize=9)
-    if any(d.size for d in diagrams):
-        ax.legend(loc="lower right")
+def _encode(fig: Figure, fmt: Format) -> bytes:
     buf = io.BytesIO()
+    # No creation date in SVGs: the same result gives the same bytes.
     fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return buf.getvalue()
+
+
+def render_diagram(diagrams: list[npt.NDArray[np.float64]], fmt: Format, title: str) -> bytes:
+    """The persistence diagram as a picture; essential classes sit on a dashed line marked ∞."""
+    from tda_ray.engine.plots import plot_diagrams
+
+    return _encode(plot_diagrams(diagrams, title=title), fmt)
+
+
+def render_barcode(diagrams: list[npt.NDArray[np.float64]], fmt: Format, title: str) -> bytes:
+    """The barcode as a picture: one bar per pair, H0 at the top; essential bars run to the ∞ edge."""
+    from tda_ray.engine.plots import plot_barcode
+
+    return _encode(plot_barcode(diagrams, title=title), fmt)
