@@ -23,7 +23,7 @@ pytestmark = pytest.mark.kafka
 def _cfg(bootstrap: str, **kw) -> KafkaSettings:
     # Unique names: the session broker is shared with other tests.
     tag = uuid.uuid4().hex[:8]
-    names = {"raw_topic": f"raw_{tag}", "results_topic": f"results_{tag}", "stats_topic": f"stats_{tag}"}
+    names = {f: f"{f.removesuffix('_topic')}_{tag}" for f in KafkaSettings.model_fields if f.endswith("_topic")}
     return KafkaSettings(bootstrap=bootstrap, **{**names, **kw})
 
 

@@ -309,8 +309,8 @@ def test_cancel_queued_job_never_runs(http: httpx.Client) -> None:
     queued = submit(http, upload_json(http, cloud(40, seed=5)), maxdim=1)
     r = http.delete(f"/v1/jobs/{queued['id']}")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    for b in blockers:
-        assert http.delete(f"/v1/jobs/{b['id']}").status_code == 200
+    for b in blockers:  # clean-up: a blocker may have finished by now (409), which is fine
+        assert http.delete(f"/v1/jobs/{b['id']}").status_code in (200, 409)
     wait_for(lambda: http.get("/v1/health").json()["dispatcher"]["in_flight"] == 0, 15, "all tasks to stop")
     final = http.get(f"/v1/jobs/{queued['id']}").json()
     assert final["status"] == "cancelled" and final["started_at"] is None and final["runs"] == 0
@@ -368,14 +368,14 @@ def test_twenty_concurrent_jobs_none_lost(http: httpx.Client, service: ServicePr
 def test_schemathesis_finds_no_5xx(service: ServiceProcess, tmp_path: Any, seed: int) -> None:
     """The schemathesis CLI (examples, coverage, fuzzing and stateful phases, valid and invalid data).
 
-    POST /v1/events is left out: it publishes to Kafka, which this server has switched off (the Kafka
-    tests exercise it against a real broker).
+    POST /v1/events and PUT /v1/streams/{id} are left out: they publish to Kafka, which this server has
+    switched off (the Kafka and stream tests exercise them against a real broker).
     """
     cmd = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{service.base_url}/openapi.json",
         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         "--max-examples", "30", "--seed", str(seed), "--request-timeout", "60", "--no-color",
-        "--exclude-path", "/v1/events",
+        "--exclude-path", "/v1/events", "--exclude-operation-id", "put_stream",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
