@@ -124,7 +124,10 @@ class ApiKeyMiddleware:
         self.app, self.key = app, key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.key is None or scope["type"] != "http" or scope.get("path", "") in OPEN_PATHS:
+        path = scope.get("path", "")
+        # The key guards the API; the console's page and files and the docs are public (the console asks
+        # for the key and sends it with its API calls).
+        if self.key is None or scope["type"] != "http" or not path.startswith("/v1/") or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope.get("headers", []) if k == KEY_HEADER), None)
