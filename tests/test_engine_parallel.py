@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from engine_compare import DATASETS, assert_same_diagrams, euclidean_matrix, ripser_py
+from support.engine_compare import DATASETS, assert_same_diagrams, euclidean_matrix, ripser_py
 from vr_cases import CASES, LARGE, Case
 
 from tda_ray import io as tio

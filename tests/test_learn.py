@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from engine_compare import ripser_py
 from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
@@ -25,6 +24,7 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
     check_set_params,
 )
+from support.engine_compare import ripser_py
 
 import tda_ray
 from tda_ray import (

@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import giotto_reference
 import numpy as np
 import pytest
+from support import giotto_reference
 
 import tda_ray
 

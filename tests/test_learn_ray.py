@@ -11,8 +11,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-import ray_clusters
 from scipy.spatial.distance import euclidean
+from support import ray_clusters
 
 from tda_ray import Amplitude, PersistenceLandscape, VietorisRipsPersistence
 from tda_ray.distributed.joblib import ray_backend
