@@ -1,8 +1,10 @@
 """The engine's memory estimate before a run (``estimate_memory``): the run's own choices and refusals.
 
 The service refuses work at submit and reserves memory for a job from this estimate, so it must agree with
-what the engine does when it runs: the same up-front refusal (same message), and for a run on a dense
-matrix the same byte count the run reports; it must stay cheap (no distance matrix held).
+what the engine does when it runs without edge collapse: the same up-front refusal (same message), and for
+a run on a dense matrix the same byte count the run reports; it must stay cheap (no distance matrix held).
+It assumes no collapse (what a collapse removes is known only once it has run), so with collapse on or
+"auto" it is an upper bound: what it admits, the run admits too.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from tda_ray.engine.rips import MemoryLimitError, estimate_memory
 MiB = 2**20
 
 
-def _run(X: npt.NDArray[np.float64], maxdim: int, threshold: float | None, limit: int) -> dict[str, Any]:
+def _run(
+    X: npt.NDArray[np.float64],
+    maxdim: int,
+    threshold: float | None,
+    limit: int,
+    collapse: _core.CollapseMode = _core.CollapseMode.off,
+) -> dict[str, Any]:
     thr = math.inf if threshold is None else threshold
     try:
-        out = _core.rips_from_points(X, maxdim, thr, 2, 1, limit)
+        out = _core.rips_from_points(X, maxdim, thr, 2, 1, limit, None, None, collapse)
     except MemoryLimitError as exc:
         return {"refused": str(exc)}
     return {"bytes": int(out["estimated_bytes"]), "sparse": bool(out["sparse"]), "threshold": out["threshold"]}
@@ -73,6 +81,19 @@ def test_estimate_refuses_exactly_what_the_run_refuses_up_front(seed: int) -> No
             assert est["bytes"] >= run["bytes"]
         agreed += 1
     assert refused >= 3 and agreed >= 10, (refused, agreed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_with_collapse_the_estimate_is_an_upper_bound(seed: int) -> None:
+    admitted = 0
+    for X, maxdim, threshold, limit in _cases(40, seed):
+        est = _estimate(X, maxdim, threshold, limit)
+        if "refused" in est:
+            continue
+        run = _run(X, maxdim, threshold, limit, _core.CollapseMode.auto)
+        assert "refused" not in run or "while allocating" in run["refused"], (X.shape, maxdim, threshold, run)
+        admitted += 1
+    assert admitted >= 10
 
 
 def test_sparse_sweep_of_a_large_cloud_agrees_with_the_run() -> None:

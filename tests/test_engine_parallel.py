@@ -196,7 +196,8 @@ def test_cancel_during_parallel_reduction(n_threads: int) -> None:
         vietoris_rips(X, maxdim=1, distance_matrix=True, n_threads=n_threads, progress=progress, cancel=token)
     assert "at" in stamp, f"never reached the reduction: progress {seen}"
     assert 0.5 < seen[-1] < 1.0
-    assert time.monotonic() - stamp["at"] < 1.5
+    # Seconds, not the sync interval: 8 threads on a loaded 2-core machine wait for their turn to notice.
+    assert time.monotonic() - stamp["at"] < 3.0
     # Nothing is left running or broken: the next runs agree.
     again = vietoris_rips(X[:80, :80], maxdim=1, distance_matrix=True, n_threads=n_threads)
     assert_identical(again, vietoris_rips(X[:80, :80], maxdim=1, distance_matrix=True), "after a cancel")

@@ -206,7 +206,9 @@ def test_progress_and_cancel(local_ray: None) -> None:
 def test_progress_of_the_rips_task_reaches_the_caller(local_ray: None) -> None:
     """With ``rips_cpus`` (the service's landmark jobs) Rips runs as its own task; its progress streams back."""
     X = np.random.default_rng(2).normal(size=(3000, 4))
-    params = RipsParams.parse(landmarks=400, maxdim=2)
+    # Without edge collapse, so that the Rips step runs long enough to report on the way (collapsed, it is
+    # over before its first report).
+    params = RipsParams.parse(landmarks=400, maxdim=2, collapse_edges=False)
     seen: list[float] = []
     res = lm.run_landmark_rips(X, params, n_workers=1, rips_cpus=1, progress=seen.append)
     assert res.n_landmarks == 400
