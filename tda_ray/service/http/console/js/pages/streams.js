@@ -43,7 +43,7 @@ function StreamList({ selected }) {
 }
 
 // The source's score records, read on from the last window end every POLL_MS (at once while pages are full).
-// A window is one `seq`: re-read ends (since= is inclusive) are dropped.
+// A window is one `seq`: re-read ends (since= is inclusive) are dropped. Paused while the tab is hidden.
 function useScores(source) {
   const [state, setState] = useState({ records: [], error: null });
   useEffect(() => {
@@ -69,12 +69,15 @@ function useScores(source) {
         setState((s) => ({ ...s, error }));
         wait = 5000;
       }
-      timer = setTimeout(run, wait);
+      timer = setTimeout(next, wait);
     };
+    // A hidden tab reads on once it is shown again (as usePoll does).
+    const next = () => (document.hidden ? document.addEventListener("visibilitychange", next, { once: true }) : run());
     run();
     return () => {
       ctl.abort();
       clearTimeout(timer);
+      document.removeEventListener("visibilitychange", next);
     };
   }, [source]);
   return state;
