@@ -107,7 +107,15 @@ class SourceScores:
             "error": msg.get("error"),
         }
         if msg.get("error"):
-            return {**record, "score": 0.0, "alert": False, "warmup": False, "reasons": [], "features": {}}
+            return {
+                **record,
+                "score": 0.0,
+                "alert": False,
+                "warmup": False,
+                "reasons": [],
+                "features": {},
+                "vector": [],
+            }
         if int(msg["spec_version"]) != self.spec_version:  # a new spec: a new baseline
             self.spec_version = int(msg["spec_version"])
             self.baseline.clear()
@@ -120,12 +128,28 @@ class SourceScores:
             if msg.get("scale_final", True):
                 self._learn(f, vector, scoring)
                 self.baseline_filled += 1
-            return {**record, "score": 0.0, "alert": False, "warmup": True, "reasons": [], "features": f}
+            return {
+                **record,
+                "score": 0.0,
+                "alert": False,
+                "warmup": True,
+                "reasons": [],
+                "features": f,
+                "vector": vector,
+            }
         score, reasons = self._deviation(f)
         alert = score >= float(scoring["threshold"])
         if score < LEARN_BELOW:
             self._learn(f, vector, scoring)
-        return {**record, "score": score, "alert": alert, "warmup": False, "reasons": reasons, "features": f}
+        return {
+            **record,
+            "score": score,
+            "alert": alert,
+            "warmup": False,
+            "reasons": reasons,
+            "features": f,
+            "vector": vector,
+        }
 
     def _learn(self, f: dict[str, float], vector: list[float], scoring: dict[str, Any]) -> None:
         self.baseline.append(f)

@@ -425,9 +425,26 @@ def test_health_page_shows_what_the_api_reports(console: Console, http: httpx.Cl
             assert serve_card.locator(f'[data-key="{name}"]').count() == 1
 
 
-def test_streams_page_is_a_placeholder(console: Console) -> None:
+def test_streams_page_without_kafka_shows_the_default_spec_and_the_apis_error(
+    console: Console, http: httpx.Client
+) -> None:
+    assert http.get("/v1/streams").json()["items"] == []
     page = console.open("#/streams")
-    assert page.get_by_role("heading", name="Streams").count() == 1
+    page.get_by_text("No streams yet").wait_for()
+    page.goto(f"{console.base_url}/#/streams/pump-7")
+    stream = http.get("/v1/streams/pump-7").json()
+    assert stream["default"]
+    page.get_by_text("The default spec").wait_for()
+    # The form is the spec: each field holds the current value.
+    assert page.input_value("#spec-window-size") == str(stream["spec"]["window"]["size"])
+    assert float(page.input_value("#spec-scoring-threshold")) == stream["spec"]["scoring"]["threshold"]
+    # This server has no Kafka: the PUT answers 503, and its detail is what the page shows.
+    expected = http.put("/v1/streams/pump-7", json={"maxdim": 0})
+    assert expected.status_code == 503
+    page.get_by_role("button", name="Save spec").focus()
+    page.keyboard.press("Enter")
+    alert = page.locator(".spec-form [role=alert]")
+    expect(alert).to_contain_text(expected.json()["detail"])
     page.get_by_role("link", name="Health").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-component=dispatcher]")

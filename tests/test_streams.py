@@ -12,50 +12,28 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pytest
 from support.service import wait_for
-from support.streams import StreamStack, missing_requirements
+from support.streams import (
+    ANOMALY,
+    SIZE,
+    START_S,
+    N,
+    StreamStack,
+    events,
+    missing_requirements,
+    post,
+    shape_change,
+    windows_of,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 
-SIZE, SLIDE, WARMUP = 120, 20, 40  # the default spec
-START_S = 1_577_836_800  # 2020-01-01: years old, as a replay of history is
-N = 3000
-ANOMALY = (1800, 2400)  # sine -> square wave of the same mean and variance
-
-
-def windows_of(n: int) -> int:
-    return (n - SIZE) // SLIDE + 1
-
-
-def shape_change(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(N)
-    sine = np.sin(2 * np.pi * t / 40)
-    inside = (t >= ANOMALY[0]) & (t < ANOMALY[1])
-    return np.where(inside, np.sign(sine) / np.sqrt(2), sine) + 0.15 * rng.normal(size=N)
-
-
-def events(source: str, x: np.ndarray, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
-    stop = len(x) if stop is None else stop
-    return [
-        {
-            "source_id": source,
-            "event_id": f"e{i}",
-            "event_time": datetime.fromtimestamp(START_S + i / 10, tz=timezone.utc).isoformat(),
-            "values": [float(x[i])],
-        }
-        for i in range(start, stop)
-    ]
-
-
-def post(client: Any, evs: list[dict[str, Any]], batch: int = 1000) -> None:
-    for i in range(0, len(evs), batch):
-        assert client.post_events(evs[i : i + batch], retry_s=120)["accepted"] == len(evs[i : i + batch])
+WARMUP = 40  # the default spec
 
 
 def identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +80,7 @@ def test_an_injected_anomaly_alerts_and_a_clean_stretch_does_not(reference: list
     def span(r: dict[str, Any]) -> tuple[int, int]:
         return tuple(
             round(datetime.fromisoformat(r[k]).timestamp() * 1000) - t0 for k in ("window_start", "window_end")
-        )  # type: ignore[return-value]
+        )
 
     a, b = ANOMALY[0] * 100, ANOMALY[1] * 100  # ms of event time
     scored = [r for r in reference if not r["warmup"]]

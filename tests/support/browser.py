@@ -92,6 +92,10 @@ class Console:
         )
         return float(x), float(y)
 
+    def hide_tooltip(self, name: str) -> None:
+        """Take the chart's tooltip away (before a screenshot: moving the mouse off leaves it fading)."""
+        self.page.evaluate("async (name) => {" + _CHART + 'chart.dispatchAction({ type: "hideTip" }); }', name)
+
     def drop_file(self, selector: str, path: Path) -> None:
         """A drop event on ``selector`` carrying the file, as when it is dragged from the desktop."""
         self.page.evaluate(

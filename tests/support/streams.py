@@ -13,9 +13,12 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from support.kafka import load_broker_module
 from support.service import ServiceProcess, wait_for
@@ -160,3 +163,40 @@ class StreamStack:
             f"{source_id}: {len(records)} of {n} scores after {timeout_s:.0f} s\n{self.job.tail(40)}\n"
             f"{self.service.log_text()[-3000:]}"
         )
+
+
+# Replays for the stream tests: years-old event times, posted as fast as the API takes them.
+SIZE, SLIDE = 120, 20  # the default spec's window
+START_S = 1_577_836_800  # 2020-01-01: years old, as a replay of history is
+N = 3000
+ANOMALY = (1800, 2400)  # sine -> square wave of the same mean and variance
+
+
+def windows_of(n: int) -> int:
+    return (n - SIZE) // SLIDE + 1
+
+
+def shape_change(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(N)
+    sine = np.sin(2 * np.pi * t / 40)
+    inside = (t >= ANOMALY[0]) & (t < ANOMALY[1])
+    return np.where(inside, np.sign(sine) / np.sqrt(2), sine) + 0.15 * rng.normal(size=N)
+
+
+def events(source: str, x: np.ndarray, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+    stop = len(x) if stop is None else stop
+    return [
+        {
+            "source_id": source,
+            "event_id": f"e{i}",
+            "event_time": datetime.fromtimestamp(START_S + i / 10, tz=timezone.utc).isoformat(),
+            "values": [float(x[i])],
+        }
+        for i in range(start, stop)
+    ]
+
+
+def post(client: Any, evs: list[dict[str, Any]], batch: int = 1000) -> None:
+    for i in range(0, len(evs), batch):
+        assert client.post_events(evs[i : i + batch], retry_s=120)["accepted"] == len(evs[i : i + batch])

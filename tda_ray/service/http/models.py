@@ -267,6 +267,9 @@ class ScoreOut(BaseModel):
     warmup: bool
     reasons: list[ScoreReason]
     features: dict[str, float]
+    vector: list[float] = Field(
+        default_factory=list, description="The window's vectorization: one block of bins per homology dimension."
+    )
     error: str | None = None
     timing: dict[str, int] = Field(description="Wall-clock ms of the window's close, features and score.")
 

@@ -1,4 +1,4 @@
-// ECharts options for persistence diagrams, barcodes and Betti curves.
+// ECharts options for persistence diagrams, barcodes and Betti curves, and for stream scores and window vectors.
 // Each point keeps its pair in `pair` ([birth, death], death null when essential): the tooltip reads it,
 // and so can anyone holding the chart (the browser tests compare it with GET /v1/jobs/{id}/result).
 import * as echarts from "echarts";
@@ -145,6 +145,94 @@ export function bettiOption(diagrams) {
       symbol: "none",
       color: PALETTE[k % PALETTE.length],
       data: bettiCurve(pairs, until),
+    })),
+  };
+}
+
+// A stream's window scores over event time (window ends): the score line (warm-up windows grey), the
+// threshold as a dashed step line (a spec change may move it), alerts as red triangles. Points keep their
+// window's `seq` (the page finds the record by it; the tests compare it with the API's).
+function windowTip(r) {
+  if (!r) return "";
+  const head = `<b>window ${r.seq}</b>${r.alert ? " · <b>alert</b>" : r.warmup ? " · warm-up" : ""}`;
+  const lines = [head, `${esc(r.window_start)} – ${esc(r.window_end)}`, `score ${num(r.score, 6)} (threshold ${num(r.threshold, 6)})`];
+  for (const reason of r.reasons || []) lines.push(`${esc(reason.feature)}: z ${num(reason.z, 3)}`);
+  return lines.join("<br>");
+}
+
+export function scoreOption(records) {
+  const bySeq = new Map(records.map((r) => [r.seq, r]));
+  const at = (r) => Date.parse(r.window_end);
+  const point = (r) => ({ value: [at(r), r.score], seq: r.seq, ...(r.warmup ? { itemStyle: { color: "#9aa1ab" } } : {}) });
+  return {
+    animation: false,
+    aria: { enabled: true },
+    legend: { top: 0 },
+    tooltip: { trigger: "item", confine: true, formatter: (p) => windowTip(bySeq.get(p.data?.seq)) },
+    grid: { left: 48, right: 24, top: 40, bottom: 48, containLabel: true },
+    toolbox: { right: 8, feature: { dataZoom: { yAxisIndex: "none" }, restore: {} } },
+    dataZoom: [{ type: "inside", xAxisIndex: 0, filterMode: "none" }],
+    xAxis: { type: "time", name: "event time (window end)", nameLocation: "middle", nameGap: 28 },
+    yAxis: { type: "value", name: "score", nameLocation: "middle", nameGap: 40, min: 0, max: 1 },
+    series: [
+      {
+        type: "line",
+        id: "score",
+        name: "score",
+        color: PALETTE[0],
+        symbol: "circle",
+        symbolSize: 5,
+        showAllSymbol: true,
+        lineStyle: { width: 1.5 },
+        data: records.map(point),
+      },
+      {
+        type: "line",
+        id: "threshold",
+        name: "threshold",
+        color: PALETTE[1],
+        step: "end",
+        symbol: "none",
+        silent: true,
+        lineStyle: { type: "dashed", width: 1 },
+        data: records.map((r) => ({ value: [at(r), r.threshold], seq: r.seq })),
+      },
+      {
+        type: "scatter",
+        id: "alerts",
+        name: "alerts",
+        color: "#b3261e",
+        symbol: "triangle",
+        symbolSize: 12,
+        z: 4,
+        data: records.filter((r) => r.alert).map((r) => ({ value: [at(r), r.score], seq: r.seq })),
+      },
+    ],
+  };
+}
+
+// A window's vectorization: one block of bins per homology dimension (as many as its betti_k features),
+// each drawn as a line over the bin index.
+export function vectorOption(record) {
+  const vector = record.vector || [];
+  const dims = Object.keys(record.features || {}).filter((k) => /^betti_\d+$/.test(k)).length || 1;
+  const bins = vector.length % dims === 0 ? vector.length / dims : vector.length;
+  const blocks = bins === vector.length ? [vector] : Array.from({ length: dims }, (_, k) => vector.slice(k * bins, (k + 1) * bins));
+  return {
+    animation: false,
+    aria: { enabled: true },
+    legend: { top: 0 },
+    tooltip: { trigger: "axis", valueFormatter: num },
+    grid: { left: 40, right: 16, top: 36, bottom: 40, containLabel: true },
+    xAxis: { type: "value", name: "bin", nameLocation: "middle", nameGap: 26, min: 0, max: Math.max(bins - 1, 1), minInterval: 1 },
+    yAxis: { type: "value" },
+    series: blocks.map((block, k) => ({
+      type: "line",
+      id: `vector-H${k}`,
+      name: blocks.length > 1 ? `H${k}` : "vector",
+      color: PALETTE[k % PALETTE.length],
+      symbolSize: 4,
+      data: block.map((v, i) => [i, v]),
     })),
   };
 }

@@ -72,15 +72,20 @@ export function usePoll(load, every, deps) {
   return [state.data, state.error, () => setTick((t) => t + 1)];
 }
 
-// One ECharts instance bound to a <div>: option replaced on change, resized with its box, disposed on
-// unmount. `data-rendered` is set once ECharts has drawn (what the browser tests wait for).
-export function Chart({ option, name, label, height = 380 }) {
+// One ECharts instance bound to a <div>: option replaced on change (merged into the old one with `merge`, which
+// keeps the user's zoom while live data arrives), resized with its box, disposed on unmount. `onClick` gets
+// ECharts' click events (a point's params). `data-rendered` is set once ECharts has drawn (what the browser
+// tests wait for).
+export function Chart({ option, name, label, height = 380, merge = false, onClick }) {
   const box = useRef(null);
   const chart = useRef(null);
+  const click = useRef(onClick);
+  click.current = onClick;
   useEffect(() => {
     const c = echarts.init(box.current, null, { renderer: "canvas" });
     chart.current = c;
     c.on("finished", () => box.current && (box.current.dataset.rendered = "true"));
+    c.on("click", (params) => click.current?.(params));
     const ro = new ResizeObserver(() => c.resize());
     ro.observe(box.current);
     return () => {
@@ -91,7 +96,7 @@ export function Chart({ option, name, label, height = 380 }) {
   useEffect(() => {
     if (!option) return;
     box.current.dataset.rendered = "false";
-    chart.current.setOption(option, { notMerge: true });
+    chart.current.setOption(option, merge ? { replaceMerge: ["series"] } : { notMerge: true });
   }, [option]);
   return html`<div ref=${box} class="chart" data-chart=${name} role="img" aria-label=${label}
     style=${`height:${height}px`}></div>`;

@@ -56,6 +56,30 @@ export function jobVariants(doc) {
   });
 }
 
+// A field filled with `value` (null: none). "A number or an integer" (window sizes) is one number field: the
+// server tells which it needs where it matters (events count in whole numbers).
+function filled(f, value) {
+  const hasNumber = f.alts.some((a) => a.kind === "number");
+  const alts = f.alts.filter((a) => !(hasNumber && a.kind === "integer"));
+  return { ...f, alts, default: value ?? null };
+}
+
+// The stream spec form, read from the OpenAPI schema of PUT /v1/streams/{source_id}: one part per object
+// (window, embedding, vector, scoring) with a field per property, and parts of one field for the rest
+// (maxdim), each filled with the current spec's value.
+export function specParts(doc, spec) {
+  const body = doc.paths["/v1/streams/{source_id}"].put.requestBody.content["application/json"].schema;
+  const root = resolve(doc, body);
+  return Object.entries(root.properties).map(([name, p]) => {
+    const s = resolve(doc, p);
+    if (s.properties) {
+      const fields = Object.entries(s.properties).map(([n, q]) => filled(field(doc, n, q, false), spec[name]?.[n]));
+      return { name, title: name, fields };
+    }
+    return { name, title: null, fields: [filled(field(doc, name, p, false), spec[name])] };
+  });
+}
+
 // One type, maybe nullable (e.g. threshold: a number or none): one input, left empty for none.
 function isSimple(f) {
   const typed = f.alts.filter((a) => a.kind !== "null" && a.kind !== "const");
