@@ -23,6 +23,7 @@ from tda_ray.engine import vectorize
 from tda_ray.engine.diagrams import finite_part
 from tda_ray.engine.images import persistence_image
 from tda_ray.service.http.app import create_app
+from tda_ray.service.jobs import analysis
 from tda_ray.service.jobs.service import JobService
 from tda_ray.service.jobs.task import JobSpec, run_job
 from tda_ray.service.settings import KafkaSettings, Settings
@@ -263,3 +264,22 @@ def test_cli_subcommands(env: Env, client_over_app: Any, capsys: pytest.CaptureF
     with pytest.raises(SystemExit) as exc:
         main(["vectors", env.a, "--kind", "bars"])
     assert exc.value.code == 2
+
+
+def test_curves_on_grid_pieces_equal_the_whole(http: TestClient, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Landscapes and silhouettes of many pairs go to the engine a piece of the grid at a time: same numbers."""
+    d0 = finite_part(env.diagrams(env.a)[0])
+    monkeypatch.setattr(analysis, "PAIRS_X_GRID", 64)
+    land = vectors(http, env.a, kind="landscape", dim=0, n_bins=77, n_layers=2)["vectors"][0]
+    np.testing.assert_allclose(land["values"], vectorize.landscape(d0, land["grid"], 2))
+    sil = vectors(http, env.a, kind="silhouette", dim=0, n_bins=77)["vectors"][0]
+    np.testing.assert_allclose(sil["values"], vectorize.silhouette(d0, sil["grid"]))
+
+
+def test_the_wasserstein_distance_of_many_pairs_is_refused(env: Env) -> None:
+    a, b = env.diagrams(env.a), env.diagrams(env.b)
+    q = analysis.DistanceQuery(metric="wasserstein")
+    with pytest.raises(ValueError, match="limit of 5 for the Wasserstein"):
+        analysis.diagram_distances(a, b, q, max_pairs=5)
+    (row,) = analysis.diagram_distances(a, b, analysis.DistanceQuery(dim=0), max_pairs=5)  # bottleneck: no limit
+    assert row["distance"] == pytest.approx(tda_ray.bottleneck_distance(a[0], b[0]))

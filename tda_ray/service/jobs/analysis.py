@@ -38,6 +38,7 @@ KIND_PARAMS: dict[str, tuple[VectorKind, ...]] = {
 }
 MAX_BINS = 10_000
 MAX_IMAGE_BINS = 200  # an image has n_bins^2 values
+PAIRS_X_GRID = 1 << 21  # largest (pairs x grid values) handed to the engine at once: 16 MiB per array
 
 
 class VectorsQuery(BaseModel):
@@ -133,9 +134,14 @@ def _vector(dgm: FloatArray, q: VectorsQuery) -> dict[str, Any]:
         return {"grid": grid, "values": vectorize.betti_curve(dgm, grid)}
     finite = finite_part(dgm)
     grid = _grid(finite, q)
+    # Both are pointwise in t: computed on pieces of the grid, so that the engine's (pairs x grid) arrays
+    # stay small for an H0 of many pairs.
+    pieces = np.array_split(grid, max(1, min(grid.size, len(finite) * grid.size // PAIRS_X_GRID)))
     if q.kind == "landscape":
-        return {"grid": grid, "values": vectorize.landscape(finite, grid, q.n_layers)}
-    return {"grid": grid, "values": vectorize.silhouette(finite, grid, q.power)}
+        values = np.hstack([vectorize.landscape(finite, t, q.n_layers) for t in pieces])
+    else:
+        values = np.hstack([vectorize.silhouette(finite, t, q.power) for t in pieces])
+    return {"grid": grid, "values": values}
 
 
 def _plain(v: Any) -> Any:
@@ -155,11 +161,19 @@ def diagram_vectors(diagrams: list[FloatArray], q: VectorsQuery) -> list[dict[st
     return out
 
 
-def diagram_distances(a: list[FloatArray], b: list[FloatArray], q: DistanceQuery) -> list[dict[str, Any]]:
+def diagram_distances(
+    a: list[FloatArray], b: list[FloatArray], q: DistanceQuery, max_pairs: int
+) -> list[dict[str, Any]]:
     """One entry per homology dimension both results have: ``{"dim", "distance", "infinite", "essential"}``;
-    ``distance`` is None (and ``infinite`` true) when the numbers of essential classes differ."""
+    ``distance`` is None (and ``infinite`` true) when the numbers of essential classes differ.  The Wasserstein
+    distance is refused on diagrams of more than ``max_pairs`` pairs: its assignment takes cubic time."""
     out = []
     for k in _dims(min(len(a), len(b)), q.dim, "both jobs' results"):
+        if q.metric == "wasserstein" and max(len(a[k]), len(b[k])) > max_pairs:
+            raise ValueError(
+                f"H{k} has {max(len(a[k]), len(b[k]))} pairs, above this server's limit of {max_pairs} for the "
+                "Wasserstein distance: ask for another dim or metric=bottleneck"
+            )
         if q.metric == "bottleneck":
             d = bottleneck_distance(a[k], b[k])
         else:

@@ -175,7 +175,7 @@ class JobService:
         """Per-dimension distances between two succeeded jobs' diagrams; Conflict unless both succeeded."""
         a, b = self.store.get_result(job_a).diagrams, self.store.get_result(job_b).diagrams
         try:
-            return diagram_distances(a, b, query)
+            return diagram_distances(a, b, query, self.settings.max_wasserstein_pairs)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
 
