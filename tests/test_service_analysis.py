@@ -109,6 +109,7 @@ def test_betti_curves_equal_the_engines(http: TestClient, env: Env) -> None:
         grid = vectorize.filtration_grid([d], 50)
         np.testing.assert_allclose(v["grid"], grid)
         np.testing.assert_array_equal(v["values"], vectorize.betti_curve(d, grid))
+        assert all(type(x) is int for x in v["values"])
     assert out["vectors"][0]["values"][-1] >= 1  # the essential class counts
 
 
@@ -151,6 +152,7 @@ def test_images_and_entropies_equal_the_engines(http: TestClient, env: Env) -> N
         ({"kind": "image", "sigma": 0}, "sigma"),
         ({"kind": "landscape", "t_min": 2, "t_max": 1}, "t_min"),
         ({"kind": "landscape", "t_max": "nan"}, "t_max"),
+        ({"kind": "betti_curve", "t_max": -1}, "give both t_min and t_max"),
         ({"kind": "landscape", "dim": 5}, "dim 5"),
         ({"kind": "landscape", "colour": "red"}, "colour"),
     ],

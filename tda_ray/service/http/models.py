@@ -368,8 +368,9 @@ class EventsNotPublished(BaseModel):
 
 class VectorOut(BaseModel):
     dim: int
-    values: float | list[float] | list[list[float]] = Field(
-        description="entropy: a number; betti_curve, silhouette: one value per grid point; landscape: n_layers rows; "
+    values: float | list[int] | list[float] | list[list[float]] = Field(
+        description="entropy: a number; betti_curve (integers), silhouette: one value per grid point; landscape: "
+        "n_layers rows; "
         "image: n_bins rows (persistence, lowest first) of n_bins values (birth)"
     )
     grid: list[float] | None = Field(default=None, description="The filtration values (curves)")

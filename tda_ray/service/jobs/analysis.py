@@ -109,7 +109,7 @@ def _grid(dgm: FloatArray, q: VectorsQuery) -> FloatArray:
     lo = q.t_min if q.t_min is not None else float(default[0])
     hi = q.t_max if q.t_max is not None else float(default[-1])
     if lo > hi:
-        raise ValueError(f"t_min {lo} is above the grid's end {hi}: give t_max too")
+        raise ValueError(f"the grid would run from {lo} down to {hi}: give both t_min and t_max")
     return np.linspace(lo, hi, q.n_bins)
 
 
