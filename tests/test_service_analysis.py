@@ -15,6 +15,8 @@ import gudhi
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tda_ray
 import tda_ray.client
@@ -285,3 +287,19 @@ def test_the_wasserstein_distance_of_many_pairs_is_refused(env: Env) -> None:
         analysis.diagram_distances(a, b, q, max_pairs=5)
     (row,) = analysis.diagram_distances(a, b, analysis.DistanceQuery(dim=0), max_pairs=5)  # bottleneck: no limit
     assert row["distance"] == pytest.approx(tda_ray.bottleneck_distance(a[0], b[0]))
+
+
+_numbers = st.one_of(st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["x", ""]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from([*analysis.KIND_PARAMS["power"], "betti_curve", "landscape", "image", "entropy", "bars"]),
+    extra=st.dictionaries(st.sampled_from([*analysis.KIND_PARAMS, "dim"]), _numbers, max_size=3),
+)
+def test_any_vector_query_is_answered_200_or_422(http: TestClient, env: Env, kind: str, extra: dict[str, Any]) -> None:
+    """On a finished job, whatever the parameters: a vector or a 422 with a detail, never a 5xx."""
+    r = http.get(f"/v1/jobs/{env.a}/vectors", params={"kind": kind, **extra})
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["detail"]
