@@ -3,7 +3,9 @@ pydantic, where the HTTP layer reads the query string) and the computations, whi
 functions (:mod:`tda_ray.engine.vectorize`, :mod:`tda_ray.engine.images`, :mod:`tda_ray.engine.distances`).
 
 Grids: ``n_bins`` evenly spaced values over ``[t_min, t_max]``, by default from the smallest birth to the largest
-finite death of that dimension's diagram (:func:`~tda_ray.engine.vectorize.filtration_grid`).  Essential classes
+finite death of that dimension's diagram (:func:`~tda_ray.engine.vectorize.filtration_grid`); an image's columns
+span the births instead (``t_min``, ``t_max`` default to the smallest and largest birth), its rows the
+persistence from 0 to the largest.  Essential classes
 (death ``inf``) count in a Betti curve; every other kind leaves them out
 (:func:`~tda_ray.engine.diagrams.finite_part`), since a landscape or an image of an infinite bar is undefined.
 """
@@ -50,7 +52,9 @@ class VectorsQuery(BaseModel):
     dim: int | None = Field(default=None, ge=0, le=64, description="Homology dimension (default: every one)")
     n_bins: int = Field(default=100, ge=1, le=MAX_BINS, description=f"Grid size (image: per axis, <= {MAX_IMAGE_BINS})")
     t_min: float | None = Field(default=None, allow_inf_nan=False, description="Grid start (default: smallest birth)")
-    t_max: float | None = Field(default=None, allow_inf_nan=False, description="Grid end (default: largest death)")
+    t_max: float | None = Field(
+        default=None, allow_inf_nan=False, description="Grid end (default: largest finite death; image: largest birth)"
+    )
     n_layers: int = Field(default=1, ge=1, le=100, description="landscape: how many layers")
     power: float = Field(default=1.0, gt=0, le=64, allow_inf_nan=False, description="silhouette: weight exponent")
     sigma: float | None = Field(
@@ -102,21 +106,25 @@ def _dims(n_dims: int, dim: int | None, what: str) -> list[int]:
     return [dim]
 
 
-def _grid(dgm: FloatArray, q: VectorsQuery) -> FloatArray:
-    if q.t_min is not None and q.t_max is not None:
-        return np.linspace(q.t_min, q.t_max, q.n_bins)
-    default = vectorize.filtration_grid([dgm], q.n_bins) if len(dgm) else np.zeros(q.n_bins)
-    lo = q.t_min if q.t_min is not None else float(default[0])
-    hi = q.t_max if q.t_max is not None else float(default[-1])
+def _linspace(q: VectorsQuery, lo: float, hi: float) -> FloatArray:
+    """``n_bins`` values from ``t_min`` to ``t_max``, each defaulting to ``lo`` / ``hi``."""
+    lo = q.t_min if q.t_min is not None else lo
+    hi = q.t_max if q.t_max is not None else hi
     if lo > hi:
         raise ValueError(f"the grid would run from {lo} down to {hi}: give both t_min and t_max")
     return np.linspace(lo, hi, q.n_bins)
 
 
+def _grid(dgm: FloatArray, q: VectorsQuery) -> FloatArray:
+    default = vectorize.filtration_grid([dgm], q.n_bins) if len(dgm) else np.zeros(q.n_bins)
+    return _linspace(q, float(default[0]), float(default[-1]))
+
+
 def _image(dgm: FloatArray, q: VectorsQuery) -> dict[str, Any]:
+    # Columns over the births (t_min, t_max), rows over the persistence from 0 to the largest.
     finite = finite_part(dgm)
-    births = _grid(finite, q) if len(finite) or q.t_min is not None or q.t_max is not None else np.zeros(q.n_bins)
-    top = float((finite[:, 1] - finite[:, 0]).max()) if len(finite) else 0.0
+    b, top = finite[:, 0], float((finite[:, 1] - finite[:, 0]).max(initial=0.0))  # persistence >= 0
+    births = _linspace(q, float(b.min()) if len(b) else 0.0, float(b.max()) if len(b) else 0.0)
     pers = np.linspace(0.0, top, q.n_bins)
     span = max(float(births[-1] - births[0]), top)
     sigma = q.sigma if q.sigma is not None else (span / 20 if span > 0 else 1.0)
