@@ -354,13 +354,25 @@ class Client:
         return Result.from_json(self._request("GET", f"/v1/jobs/{job_id}/result").json())
 
     def result_json(self, job_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", f"/v1/jobs/{job_id}/result").json()
-        return data
+        return self._get_json(f"/v1/jobs/{job_id}/result", {})
 
-    def diagram_image(self, job_id: str, fmt: str = "svg") -> bytes:
-        if fmt not in ("svg", "png"):
-            raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
-        return self._request("GET", f"/v1/jobs/{job_id}/diagram.{fmt}").content
+    def diagram_image(self, job_id: str, fmt: str = "svg", picture: str = "diagram") -> bytes:
+        """The persistence diagram (``picture="barcode"``: the barcode) as SVG or PNG bytes."""
+        if fmt not in ("svg", "png") or picture not in ("diagram", "barcode"):
+            raise ValueError(f"fmt must be 'svg' or 'png' and picture 'diagram' or 'barcode', got {fmt!r}, {picture!r}")
+        return self._request("GET", f"/v1/jobs/{job_id}/{picture}.{fmt}").content
+
+    def vectors(self, job_id: str, kind: str, **params: Any) -> dict[str, Any]:
+        """A vectorization of a finished job's diagrams (``params``: dim, n_bins, t_min, ...: README "Analysis")."""
+        return self._get_json(f"/v1/jobs/{job_id}/vectors", {"kind": kind, **params})
+
+    def distance(self, job_a: str, job_b: str, metric: str = "bottleneck", **params: Any) -> dict[str, Any]:
+        """Per-dimension distance between two finished jobs' diagrams (``params``: dim, p, internal_p)."""
+        return self._get_json(f"/v1/jobs/{job_a}/distance/{job_b}", {"metric": metric, **params})
+
+    def _get_json(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", url, params=params).json()
+        return data
 
     def compute(
         self,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tda_ray import __version__
-from tda_ray.cli import batch, rips, serve, streams, submit
+from tda_ray.cli import analysis, batch, rips, serve, streams, submit
 from tda_ray.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Subcommand, UsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -33,6 +33,12 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         "streams", "stream scores and sources of a running service", streams.streams_arguments, streams.streams_run
+    ),
+    Subcommand(
+        "vectors", "a vectorization of a finished job's diagrams", analysis.vectors_arguments, analysis.vectors_run
+    ),
+    Subcommand(
+        "distance", "distance between two finished jobs' diagrams", analysis.distance_arguments, analysis.distance_run
     ),
 ]
 

@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         description="A Parquet upload may decode to at most this many times its own size as float64 (bombs).",
     )
     max_maxdim: int = Field(default=3, ge=0, description="Largest homology dimension a job may ask for.")
+    max_wasserstein_pairs: int = Field(
+        default=5000,
+        ge=1,
+        description="Most pairs per diagram for GET .../distance?metric=wasserstein (an assignment: cubic time).",
+    )
     events_max_request_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest batch of /v1/events, as encoded Kafka messages (413)."
     )

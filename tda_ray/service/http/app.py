@@ -9,6 +9,7 @@ from tda_ray.service.http.deps import DispatcherLink
 from tda_ray.service.http.errors import install_error_handlers
 from tda_ray.service.http.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from tda_ray.service.http.routes import (
+    analysis,
     console,
     events,
     health,
@@ -43,6 +44,6 @@ def create_app(service: JobService, dispatcher: DispatcherLink) -> FastAPI:
     # Added last, so it runs first: a request without the key is refused before its body is read.
     app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     install_error_handlers(app)
-    for module in (health, pointclouds, uploads, jobs, events, streams, console):
+    for module in (health, pointclouds, uploads, jobs, analysis, events, streams, console):
         app.include_router(module.router)
     return app

@@ -30,6 +30,8 @@ from tda_ray.engine.summary import LandmarkInfo
 from tda_ray.service.jobs import ALL_STATUSES
 
 __all__ = [
+    "DistanceDimOut",
+    "DistanceOut",
     "EventsAccepted",
     "EventsNotPublished",
     "EventsRequest",
@@ -51,6 +53,8 @@ __all__ = [
     "UploadIn",
     "UploadOut",
     "UploadPartOut",
+    "VectorOut",
+    "VectorsOut",
 ]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -363,3 +367,39 @@ class EventsNotPublished(BaseModel):
     detail: str
     published: list[str] = Field(description="Ids of the events Kafka acknowledged.")
     not_published: list[str] = Field(description="Ids of the events it did not.")
+
+
+class VectorOut(BaseModel):
+    dim: int
+    values: float | list[int] | list[float] | list[list[float]] = Field(
+        description="entropy: a number; betti_curve (integers), silhouette: one value per grid point; landscape: "
+        "n_layers rows; "
+        "image: n_bins rows (persistence, lowest first) of n_bins values (birth)"
+    )
+    grid: list[float] | None = Field(default=None, description="The filtration values (curves)")
+    birth_grid: list[float] | None = Field(default=None, description="image: the birth values (columns)")
+    persistence_grid: list[float] | None = Field(default=None, description="image: the persistence values (rows)")
+    sigma: float | None = Field(default=None, description="image: the Gaussian width used")
+
+
+class VectorsOut(BaseModel):
+    job_id: str
+    kind: str
+    params: dict[str, Any] = Field(description="The kind's parameters, defaults included")
+    vectors: list[VectorOut]
+
+
+class DistanceDimOut(BaseModel):
+    dim: int
+    distance: float | None = Field(description="null when infinite (the numbers of essential classes differ)")
+    infinite: bool
+    essential: list[int] = Field(description="Essential classes (infinite deaths) of each job in this dimension")
+
+
+class DistanceOut(BaseModel):
+    job_a: str
+    job_b: str
+    metric: Literal["bottleneck", "wasserstein"]
+    p: float | None = Field(description="wasserstein: the exponent q; null for bottleneck")
+    internal_p: float | Literal["inf"] | None = Field(description="wasserstein: the ground norm; null for bottleneck")
+    distances: list[DistanceDimOut]

@@ -48,6 +48,10 @@ JOB_LINKS = {
     "CancelJob": {"operationId": "cancel_job", "parameters": JOB_ID},
     "GetDiagramSvg": {"operationId": "diagram_svg", "parameters": JOB_ID},
     "GetDiagramPng": {"operationId": "diagram_png", "parameters": JOB_ID},
+    "GetBarcodeSvg": {"operationId": "barcode_svg", "parameters": JOB_ID},
+    "GetBarcodePng": {"operationId": "barcode_png", "parameters": JOB_ID},
+    "GetVectors": {"operationId": "get_vectors", "parameters": JOB_ID},
+    "GetDistanceToItself": {"operationId": "get_distance", "parameters": {**JOB_ID, "other_id": "$response.body#/id"}},
 }
 
 UPLOAD_BODY = {

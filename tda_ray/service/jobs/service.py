@@ -22,6 +22,7 @@ from tda_ray.engine.rips import MemoryLimitError
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
 from tda_ray.service.jobs.admission import Admission
+from tda_ray.service.jobs.analysis import DistanceQuery, VectorsQuery, diagram_distances, diagram_vectors
 from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
 from tda_ray.service.jobs.streams import StreamService
 from tda_ray.service.jobs.uploads import UploadService
@@ -161,6 +162,22 @@ class JobService:
         res = self.store.get_result(job_id)
         summary = get_algorithm(job.algorithm).summary.model_validate(res.summary)
         return JobResult(job=job, summary=summary, diagrams=res.diagrams)
+
+    def vectors(self, job_id: str, query: VectorsQuery) -> list[dict[str, Any]]:
+        """The finished job's diagrams vectorized (:mod:`~.analysis`); Conflict before it succeeded."""
+        diagrams = self.store.get_result(job_id).diagrams
+        try:
+            return diagram_vectors(diagrams, query)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+
+    def distance(self, job_a: str, job_b: str, query: DistanceQuery) -> list[dict[str, Any]]:
+        """Per-dimension distances between two succeeded jobs' diagrams; Conflict unless both succeeded."""
+        a, b = self.store.get_result(job_a).diagrams, self.store.get_result(job_b).diagrams
+        try:
+            return diagram_distances(a, b, query, self.settings.max_wasserstein_pairs)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
 
     # --- idempotency keys ---------------------------------------------------------------------
     def idempotent_begin(self, scope: str, key: str, fingerprint: str) -> IdempotentAnswer | None:

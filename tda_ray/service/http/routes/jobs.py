@@ -1,4 +1,4 @@
-"""Jobs: submit, list, get (with long polling), cancel, result, and the diagram as a picture."""
+"""Jobs: submit, list, get (with long polling), cancel, result, and the diagram and barcode as pictures."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tda_ray.service.http.deps import Auth, DispatcherDep, ServiceDep
 from tda_ray.service.http.idempotency import fingerprint, idempotent
 from tda_ray.service.http.models import RESULT_MODELS, JobIn, JobList, JobOut, JobStatus, ResultOut
 from tda_ray.service.http.openapi import IDEMPOTENCY, JOB_LINKS, R401, R404, R409, R413, R422
-from tda_ray.service.http.pictures import render_diagram
+from tda_ray.service.http.pictures import render_barcode, render_diagram
 from tda_ray.service.jobs import JobRecord
 
 log = logging.getLogger("tda_ray.http")
@@ -120,12 +120,12 @@ def get_result(job_id: str, service: ServiceDep) -> Any:
     )
 
 
-def _picture(service: Any, job_id: str, fmt: Literal["svg", "png"]) -> Response:
+def _picture(service: Any, job_id: str, fmt: Literal["svg", "png"], render: Any = render_diagram) -> Response:
     res = service.result(job_id)
     n_points = getattr(res.summary, "n_points", None)
     title = f"job {res.job.id[:8]}: {n_points} points, maxdim {res.job.params.get('maxdim')}"
     media = "image/svg+xml" if fmt == "svg" else "image/png"
-    return Response(render_diagram(res.diagrams, fmt, title), media_type=media)
+    return Response(render(res.diagrams, fmt, title), media_type=media)
 
 
 @router.get(
@@ -146,3 +146,23 @@ def diagram_svg(job_id: str, service: ServiceDep) -> Response:
 )
 def diagram_png(job_id: str, service: ServiceDep) -> Response:
     return _picture(service, job_id, "png")
+
+
+@router.get(
+    "/v1/jobs/{job_id}/barcode.svg",
+    response_class=Response,
+    operation_id="barcode_svg",
+    responses={200: {"content": {"image/svg+xml": {}}}, **R401, **R404, **R409},
+)
+def barcode_svg(job_id: str, service: ServiceDep) -> Response:
+    return _picture(service, job_id, "svg", render_barcode)
+
+
+@router.get(
+    "/v1/jobs/{job_id}/barcode.png",
+    response_class=Response,
+    operation_id="barcode_png",
+    responses={200: {"content": {"image/png": {}}}, **R401, **R404, **R409},
+)
+def barcode_png(job_id: str, service: ServiceDep) -> Response:
+    return _picture(service, job_id, "png", render_barcode)
