@@ -119,6 +119,16 @@ def test_the_estimate_differs_between_metrics() -> None:
     assert est["chebyshev"] > est["euclidean"] > est["manhattan"]
 
 
+def test_minkowski_with_a_large_exponent_does_not_overflow() -> None:
+    # |x|^40 of a difference of 1e10 is beyond a double (SciPy's pdist gives inf); the distance is not.
+    X = np.random.default_rng(6).normal(size=(30, 3)) * 1e10
+    diff = np.abs(X[:, None, :] - X[None, :, :])
+    top = diff.max(-1, keepdims=True)
+    D = top[..., 0] * (np.divide(diff, top, out=np.zeros_like(diff), where=top > 0) ** 40).sum(-1) ** (1 / 40)
+    ours = normalize(vietoris_rips(X, maxdim=1, metric="minkowski", metric_p=40).diagrams, 1)
+    assert_same_diagrams(ours, ripser_py(D, 1, None, 2), "minkowski p=40")
+
+
 # --------------------------------------------------------------------------- sparse distance matrices
 
 

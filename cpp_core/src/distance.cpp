@@ -50,9 +50,15 @@ double PointMetric::operator()(index_t i, index_t j) const {
     case MetricKind::chebyshev:
       for (index_t k = 0; k < d_; ++k) s = std::max(s, std::abs(a[k] - b[k]));
       return s;
-    case MetricKind::minkowski:
-      for (index_t k = 0; k < d_; ++k) s += std::pow(std::abs(a[k] - b[k]), metric_.p);
-      return std::pow(s, 1 / metric_.p);
+    case MetricKind::minkowski: {
+      // Scaled by the largest difference: |x|^p alone overflows a double for
+      // large p (1e10^40), where the distance itself is modest.
+      double top = 0;
+      for (index_t k = 0; k < d_; ++k) top = std::max(top, std::abs(a[k] - b[k]));
+      if (top == 0) return 0;
+      for (index_t k = 0; k < d_; ++k) s += std::pow(std::abs(a[k] - b[k]) / top, metric_.p);
+      return top * std::pow(s, 1 / metric_.p);
+    }
     case MetricKind::cosine:
       for (index_t k = 0; k < d_; ++k) s += a[k] * b[k];
       // Rounding can take 1 - cos slightly outside [0, 2]; distances are never negative.
