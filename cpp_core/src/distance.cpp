@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 namespace tda {
 
@@ -36,35 +37,60 @@ PointMetric::PointMetric(const double* points, index_t n, index_t d, Metric metr
   }
 }
 
-double PointMetric::operator()(index_t i, index_t j) const {
+template <MetricKind K>
+double PointMetric::distance(index_t i, index_t j) const {
   const double* a = points_ + std::size_t(i) * d_;
   const double* b = points_ + std::size_t(j) * d_;
   double s = 0;
-  switch (metric_.kind) {
-    case MetricKind::euclidean:
-      for (index_t k = 0; k < d_; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
-      return std::sqrt(s);
-    case MetricKind::manhattan:
-      for (index_t k = 0; k < d_; ++k) s += std::abs(a[k] - b[k]);
-      return s;
-    case MetricKind::chebyshev:
-      for (index_t k = 0; k < d_; ++k) s = std::max(s, std::abs(a[k] - b[k]));
-      return s;
-    case MetricKind::minkowski: {
-      // Scaled by the largest difference: |x|^p alone overflows a double for
-      // large p (1e10^40), where the distance itself is modest.
-      double top = 0;
-      for (index_t k = 0; k < d_; ++k) top = std::max(top, std::abs(a[k] - b[k]));
-      if (top == 0) return 0;
-      for (index_t k = 0; k < d_; ++k) s += std::pow(std::abs(a[k] - b[k]) / top, metric_.p);
-      return top * std::pow(s, 1 / metric_.p);
-    }
-    case MetricKind::cosine:
-      for (index_t k = 0; k < d_; ++k) s += a[k] * b[k];
-      // Rounding can take 1 - cos slightly outside [0, 2]; distances are never negative.
-      return std::clamp(1 - s / (norms_[i] * norms_[j]), 0.0, 2.0);
+  if constexpr (K == MetricKind::euclidean) {
+    for (index_t k = 0; k < d_; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+    return std::sqrt(s);
+  } else if constexpr (K == MetricKind::manhattan) {
+    for (index_t k = 0; k < d_; ++k) s += std::abs(a[k] - b[k]);
+    return s;
+  } else if constexpr (K == MetricKind::chebyshev) {
+    for (index_t k = 0; k < d_; ++k) s = std::max(s, std::abs(a[k] - b[k]));
+    return s;
+  } else if constexpr (K == MetricKind::minkowski) {
+    // Scaled by the largest difference: |x|^p alone overflows a double for
+    // large p (1e10^40), where the distance itself is modest.
+    double top = 0;
+    for (index_t k = 0; k < d_; ++k) top = std::max(top, std::abs(a[k] - b[k]));
+    if (top == 0) return 0;
+    for (index_t k = 0; k < d_; ++k) s += std::pow(std::abs(a[k] - b[k]) / top, metric_.p);
+    return top * std::pow(s, 1 / metric_.p);
+  } else {
+    for (index_t k = 0; k < d_; ++k) s += a[k] * b[k];
+    // Rounding can take 1 - cos slightly outside [0, 2]; distances are never negative.
+    return std::clamp(1 - s / (norms_[i] * norms_[j]), 0.0, 2.0);
   }
-  return s;
+}
+
+namespace {
+
+// Calls f(std::integral_constant<MetricKind, kind>): the metric's loops compiled once per kind.
+template <class F>
+void with_metric(MetricKind kind, F&& f) {
+  switch (kind) {
+    case MetricKind::euclidean:
+      return f(std::integral_constant<MetricKind, MetricKind::euclidean>());
+    case MetricKind::manhattan:
+      return f(std::integral_constant<MetricKind, MetricKind::manhattan>());
+    case MetricKind::chebyshev:
+      return f(std::integral_constant<MetricKind, MetricKind::chebyshev>());
+    case MetricKind::cosine:
+      return f(std::integral_constant<MetricKind, MetricKind::cosine>());
+    case MetricKind::minkowski:
+      return f(std::integral_constant<MetricKind, MetricKind::minkowski>());
+  }
+}
+
+}  // namespace
+
+double PointMetric::operator()(index_t i, index_t j) const {
+  double out = 0;
+  with_metric(metric_.kind, [&](auto kind) { out = distance<decltype(kind)::value>(i, j); });
+  return out;
 }
 
 index_t PointMetric::widest_axis() const {
@@ -86,14 +112,17 @@ DenseDistanceMatrix dense_from_points(const PointMetric& points, int n_threads, 
   std::vector<value_t> lower(pairs);
   const int parts = std::max(1, n_threads);
   const auto rows = balanced_rows(n, parts);
-  parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
-    for (std::size_t t = tb; t < te; ++t) {
-      for (index_t i = std::max<index_t>(rows[t], 1); i < rows[t + 1]; ++i) {
-        if ((i & 255) == 0 && monitor.cancel_requested()) return;
-        value_t* row = lower.data() + std::size_t(i) * (i - 1) / 2;
-        for (index_t j = 0; j < i; ++j) row[j] = static_cast<value_t>(points(i, j));
+  with_metric(points.kind(), [&](auto kind) {
+    parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
+      for (std::size_t t = tb; t < te; ++t) {
+        for (index_t i = std::max<index_t>(rows[t], 1); i < rows[t + 1]; ++i) {
+          if ((i & 255) == 0 && monitor.cancel_requested()) return;
+          value_t* row = lower.data() + std::size_t(i) * (i - 1) / 2;
+          for (index_t j = 0; j < i; ++j)
+            row[j] = static_cast<value_t>(points.template distance<decltype(kind)::value>(i, j));
+        }
       }
-    }
+    });
   });
   return DenseDistanceMatrix(n, std::move(lower));
 }
@@ -158,30 +187,33 @@ SparseDistanceMatrix sparse_from_points(const PointMetric& points, value_t thres
   std::atomic<bool> over{false};
   const std::size_t room = budget.limit() - std::min(budget.limit(), budget.used());
   // Interleaved assignment balances the work: the sweep windows vary in size.
-  parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
-    for (std::size_t part = tb; part < te; ++part) {
-      auto& out = found[part];
-      std::size_t reported = 0;
-      for (index_t a = static_cast<index_t>(part); a < n; a += parts) {
-        if ((a & 1023) == static_cast<index_t>(part) && monitor.cancel_requested()) return;
-        if (over.load(std::memory_order_relaxed)) return;
-        const index_t i = order[a];
-        const double reach = points.coordinate(i, axis) + t;
-        for (index_t b = a + 1; b < n; ++b) {
-          const index_t j = order[b];
-          if (points.coordinate(j, axis) > reach) break;
-          const value_t dist = static_cast<value_t>(points(i, j));
-          if (dist <= threshold)
-            out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
-                                : Edge{std::int32_t(j), std::int32_t(i), dist});
-        }
-        const std::size_t now = out.capacity() * sizeof(Edge) + out.size() * 2 * sizeof(Neighbor);
-        if (now != reported) {
-          if (held.fetch_add(now - reported) + (now - reported) > room) over.store(true);
-          reported = now;
+  with_metric(points.kind(), [&](auto kind) {
+    auto distance = [&](index_t i, index_t j) { return points.template distance<decltype(kind)::value>(i, j); };
+    parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
+      for (std::size_t part = tb; part < te; ++part) {
+        auto& out = found[part];
+        std::size_t reported = 0;
+        for (index_t a = static_cast<index_t>(part); a < n; a += parts) {
+          if ((a & 1023) == static_cast<index_t>(part) && monitor.cancel_requested()) return;
+          if (over.load(std::memory_order_relaxed)) return;
+          const index_t i = order[a];
+          const double reach = points.coordinate(i, axis) + t;
+          for (index_t b = a + 1; b < n; ++b) {
+            const index_t j = order[b];
+            if (points.coordinate(j, axis) > reach) break;
+            const value_t dist = static_cast<value_t>(distance(i, j));
+            if (dist <= threshold)
+              out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
+                                  : Edge{std::int32_t(j), std::int32_t(i), dist});
+          }
+          const std::size_t now = out.capacity() * sizeof(Edge) + out.size() * 2 * sizeof(Neighbor);
+          if (now != reported) {
+            if (held.fetch_add(now - reported) + (now - reported) > room) over.store(true);
+            reported = now;
+          }
         }
       }
-    }
+    });
   });
   if (over.load())
     throw MemoryLimitExceeded("the pairs within the threshold need more memory than the limit of " +

@@ -99,6 +99,10 @@ class PointMetric {
   index_t dimension() const { return d_; }
   double coordinate(index_t i, index_t k) const { return points_[std::size_t(i) * d_ + k]; }
   double operator()(index_t i, index_t j) const;
+  // The same for a metric known at compile time (no dispatch per pair).
+  template <MetricKind K>
+  double distance(index_t i, index_t j) const;
+  MetricKind kind() const { return metric_.kind; }
   // Whether |x_k - y_k| <= d(x, y) for every coordinate k (the Minkowski
   // family): then a sweep along one axis finds all pairs within a threshold.
   bool bounded_by_coordinates() const { return metric_.kind != MetricKind::cosine; }
