@@ -21,6 +21,13 @@ class CollapseMode:
     on: CollapseMode
     auto: CollapseMode
 
+class Metric:
+    euclidean: Metric
+    manhattan: Metric
+    chebyshev: Metric
+    cosine: Metric
+    minkowski: Metric
+
 def default_memory_limit() -> int: ...
 def rips_from_points(
     points: npt.NDArray[np.float64],
@@ -32,9 +39,25 @@ def rips_from_points(
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
     collapse: CollapseMode = ...,
+    metric: Metric = ...,
+    metric_p: float = 2.0,
 ) -> dict[str, Any]: ...
 def rips_from_lower_distances(
     lower: npt.NDArray[np.float64],
+    n: int,
+    maxdim: int,
+    threshold: float,
+    coeff: int,
+    n_threads: int,
+    memory_limit: int,
+    progress: Callable[[float], None] | None = None,
+    cancel: CancelToken | None = None,
+    collapse: CollapseMode = ...,
+) -> dict[str, Any]: ...
+def rips_from_sparse(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
     n: int,
     maxdim: int,
     threshold: float,
@@ -53,6 +76,8 @@ def estimate_rips_from_points(
     memory_limit: int,
     max_pairs: int,
     cancel: CancelToken | None = None,
+    metric: Metric = ...,
+    metric_p: float = 2.0,
 ) -> dict[str, Any]: ...
 
 class CubicalConstruction:

@@ -266,6 +266,20 @@ def test_memory_guard_refusal_is_422(http: httpx.Client) -> None:
     assert r.status_code == 422 and "memory limit" in r.json()["detail"], r.text
 
 
+def test_metric_jobs_run_and_a_zero_row_under_cosine_is_422(http: httpx.Client) -> None:
+    X = cloud(40, d=3)
+    pc = upload_json(http, X)
+    r = http.post("/v1/jobs", json={"pointcloud_id": pc, "params": {"maxdim": 1, "metric": "manhattan"}})
+    assert r.status_code == 202, r.text
+    X[5] = 0.0
+    pc = upload_json(http, X)
+    r = http.post("/v1/jobs", json={"pointcloud_id": pc, "params": {"maxdim": 1, "metric": "cosine"}})
+    assert r.status_code == 422 and "zero vector: row 5" in r.json()["detail"], r.text
+    r = http.post("/v1/jobs", json={"pointcloud_id": pc, "params": {"metric": "hamming"}})
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and detail[0]["loc"][-1] == "metric" and "must be one of" in detail[0]["msg"], r.text
+
+
 @pytest.mark.parametrize("path", ["/v1/jobs/{}", "/v1/jobs/{}/result", "/v1/jobs/{}/diagram.svg", "/v1/pointclouds/{}"])
 @pytest.mark.parametrize("ident", ["f" * 32, "nope", "..%2F..%2Fetc"])
 def test_unknown_ids_are_404(http: httpx.Client, path: str, ident: str) -> None:

@@ -23,6 +23,7 @@ struct CancelToken {
 
 using Points = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using Image = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using Indices = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
 tda::matching::DiagramView diagram_view(const Points& pairs, const char* name) {
   if (pairs.ndim() != 2 || pairs.shape(1) != 2)
@@ -42,8 +43,10 @@ tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel)
 }
 
 tda::RipsRequest make_request(tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-                              std::size_t memory_limit, tda::CollapseMode collapse) {
+                              std::size_t memory_limit, tda::CollapseMode collapse,
+                              tda::MetricKind metric = tda::MetricKind::euclidean, double metric_p = 2) {
   tda::RipsRequest r;
+  r.metric = {metric, metric_p};
   r.maxdim = maxdim;
   r.threshold = static_cast<tda::value_t>(threshold);
   r.modulus = coeff;
@@ -156,15 +159,24 @@ PYBIND11_MODULE(_core, m) {
       .value("on", tda::CollapseMode::on)
       .value("auto", tda::CollapseMode::automatic);
 
+  py::enum_<tda::MetricKind>(m, "Metric", "Distance between the points of a cloud.")
+      .value("euclidean", tda::MetricKind::euclidean)
+      .value("manhattan", tda::MetricKind::manhattan)
+      .value("chebyshev", tda::MetricKind::chebyshev)
+      .value("cosine", tda::MetricKind::cosine, "1 - cosine similarity")
+      .value("minkowski", tda::MetricKind::minkowski, "L^p, with metric_p");
+
   m.def("default_memory_limit", &tda::default_memory_limit, "Default memory budget of a run, in bytes.");
 
   m.def(
       "rips_from_points",
       [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse) {
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse,
+         tda::MetricKind metric, double metric_p) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(progress, cancel);
-        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
+        const auto request =
+            make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse, metric, metric_p);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -174,7 +186,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
       py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr,
-      py::arg("collapse") = tda::CollapseMode::automatic);
+      py::arg("collapse") = tda::CollapseMode::automatic, py::arg("metric") = tda::MetricKind::euclidean,
+      py::arg("metric_p") = 2.0);
 
   m.def(
       "rips_from_lower_distances",
@@ -196,12 +209,34 @@ PYBIND11_MODULE(_core, m) {
       py::arg("collapse") = tda::CollapseMode::automatic);
 
   m.def(
+      "rips_from_sparse",
+      [](Indices rows, Indices cols, Points values, tda::index_t n, tda::index_t maxdim, double threshold,
+         tda::coefficient_t coeff, int n_threads, std::size_t memory_limit, py::object progress,
+         const CancelToken* cancel, tda::CollapseMode collapse) {
+        if (rows.ndim() != 1 || cols.ndim() != 1 || values.ndim() != 1 || rows.shape(0) != values.shape(0) ||
+            cols.shape(0) != values.shape(0))
+          throw tda::InputError("rows, cols and values must be 1-dimensional arrays of the same length");
+        auto monitor = make_monitor(progress, cancel);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
+        tda::RipsResult result;
+        {
+          py::gil_scoped_release nogil;
+          result = tda::rips_from_sparse(rows.data(), cols.data(), values.data(), values.shape(0), n, request, monitor);
+        }
+        return to_python(result);
+      },
+      py::arg("rows"), py::arg("cols"), py::arg("values"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"),
+      py::arg("coeff"), py::arg("n_threads"), py::arg("memory_limit"), py::arg("progress") = py::none(),
+      py::arg("cancel") = nullptr, py::arg("collapse") = tda::CollapseMode::automatic);
+
+  m.def(
       "estimate_rips_from_points",
       [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, std::size_t memory_limit,
-         std::size_t max_pairs, const CancelToken* cancel) {
+         std::size_t max_pairs, const CancelToken* cancel, tda::MetricKind metric, double metric_p) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(py::none(), cancel);
-        const auto request = make_request(maxdim, threshold, coeff, 1, memory_limit, tda::CollapseMode::off);
+        const auto request =
+            make_request(maxdim, threshold, coeff, 1, memory_limit, tda::CollapseMode::off, metric, metric_p);
         tda::RipsEstimate estimate;
         {
           py::gil_scoped_release nogil;
@@ -211,7 +246,8 @@ PYBIND11_MODULE(_core, m) {
         return to_python(estimate);
       },
       py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("memory_limit"),
-      py::arg("max_pairs"), py::arg("cancel") = nullptr);
+      py::arg("max_pairs"), py::arg("cancel") = nullptr, py::arg("metric") = tda::MetricKind::euclidean,
+      py::arg("metric_p") = 2.0);
 
   py::enum_<tda::CubicalConstruction>(m, "CubicalConstruction", "Which cells the pixels of an image become.")
       .value("vertex", tda::CubicalConstruction::vertex, "V: pixels are vertices")

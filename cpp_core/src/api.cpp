@@ -403,35 +403,18 @@ std::size_t cgroup_remaining() {
 // --- estimates from the points alone (no distance matrix held) ---------------
 
 // Distances computed from the points as dense_from_points computes them: in
-// double, rounded once to value_t.
+// double by the same PointMetric, rounded once to value_t.
 class PointDistances {
  public:
-  PointDistances(const double* points, index_t n, index_t d) : points_(points), n_(n), d_(d) {}
-  index_t size() const { return n_; }
-  double coordinate(index_t i, index_t k) const { return points_[std::size_t(i) * d_ + k]; }
-  value_t operator()(index_t i, index_t j) const {
-    double s = 0;
-    for (index_t k = 0; k < d_; ++k) {
-      const double diff = coordinate(i, k) - coordinate(j, k);
-      s += diff * diff;
-    }
-    return static_cast<value_t>(std::sqrt(s));
-  }
-  // The coordinate of largest spread: sweeping along it finds the pairs within a threshold.
-  index_t widest_axis() const {
-    index_t axis = 0;
-    double best = -1;
-    for (index_t k = 0; k < d_; ++k) {
-      double lo = INFINITY, hi = -INFINITY;
-      for (index_t i = 0; i < n_; ++i) lo = std::min(lo, coordinate(i, k)), hi = std::max(hi, coordinate(i, k));
-      if (hi - lo > best) best = hi - lo, axis = k;
-    }
-    return axis;
-  }
+  explicit PointDistances(const PointMetric& metric) : metric_(metric) {}
+  index_t size() const { return metric_.size(); }
+  double coordinate(index_t i, index_t k) const { return metric_.coordinate(i, k); }
+  value_t operator()(index_t i, index_t j) const { return static_cast<value_t>(metric_(i, j)); }
+  index_t widest_axis() const { return metric_.widest_axis(); }
+  bool bounded_by_coordinates() const { return metric_.bounded_by_coordinates(); }
 
  private:
-  const double* points_;
-  index_t n_, d_;
+  const PointMetric& metric_;
 };
 
 // Calls visit(i, j), i > j, for every pair within `threshold`: over the whole
@@ -456,7 +439,7 @@ bool for_each_pair_within(const PointDistances& dist, value_t threshold, bool sw
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(),
             [&](index_t a, index_t b) { return dist.coordinate(a, axis) < dist.coordinate(b, axis); });
-  const double t = threshold;
+  const double t = dist.bounded_by_coordinates() ? double(threshold) : INFINITY;
   for (index_t a = 0; a < n; ++a) {
     if ((a & 1023) == 0 && monitor.cancel_requested()) throw Cancelled();
     const index_t i = order[a];
@@ -505,6 +488,7 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
   validate(n, request);
   if (d < 1) throw InputError("points need at least one coordinate");
   check_index_range(n, effective_maxdim(n, request.maxdim));
+  const PointMetric metric(points, n, d, request.metric);
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
   Run r{request, monitor, budget, Stopwatch(), RipsStats()};
   const double dense_bytes = double(n) * (n - 1) / 2 * sizeof(value_t);
@@ -512,13 +496,12 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
   // neighbour lists; otherwise the dense matrix also yields the enclosing
   // radius, which can tighten the threshold.
   if (request.threshold < infinity && dense_bytes > 0.25 * double(budget.limit())) {
-    SparseDistanceMatrix sparse =
-        sparse_from_points(points, n, d, request.threshold, request.n_threads, budget, monitor);
+    SparseDistanceMatrix sparse = sparse_from_points(metric, request.threshold, request.n_threads, budget, monitor);
     if (monitor.cancel_requested()) throw Cancelled();
     return run_sparse(std::move(sparse), effective_maxdim(n, request.maxdim), request.threshold, r);
   }
   if (dense_bytes > double(budget.limit())) refuse_dense(n, dense_bytes, budget);
-  DenseDistanceMatrix dist = dense_from_points(points, n, d, request.n_threads, budget, monitor);
+  DenseDistanceMatrix dist = dense_from_points(metric, request.n_threads, budget, monitor);
   if (monitor.cancel_requested()) throw Cancelled();
   return run_dense(std::move(dist), r);
 }
@@ -539,6 +522,17 @@ RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsR
   return run_dense(DenseDistanceMatrix(n, std::move(values)), r);
 }
 
+RipsResult rips_from_sparse(const std::int64_t* rows, const std::int64_t* cols, const double* values, std::size_t count,
+                            index_t n, const RipsRequest& request, Monitor& monitor) {
+  validate(n, request);
+  const index_t maxdim = effective_maxdim(n, request.maxdim);
+  check_index_range(n, maxdim);
+  MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
+  Run r{request, monitor, budget, Stopwatch(), RipsStats()};
+  SparseDistanceMatrix graph = sparse_from_triplets(rows, cols, values, count, n, request.threshold, budget);
+  return run_sparse(std::move(graph), maxdim, request.threshold, r);
+}
+
 RipsEstimate estimate_rips_from_points(const double* points, index_t n, index_t d, const RipsRequest& request,
                                        std::size_t max_pairs, Monitor& monitor) {
   validate(n, request);
@@ -546,7 +540,8 @@ RipsEstimate estimate_rips_from_points(const double* points, index_t n, index_t 
   const index_t maxdim = effective_maxdim(n, request.maxdim);
   check_index_range(n, maxdim);
   MemoryBudget budget(request.memory_limit ? request.memory_limit : default_memory_limit());
-  const PointDistances dist(points, n, d);
+  const PointMetric metric(points, n, d, request.metric);
+  const PointDistances dist(metric);
   const double pairs = double(n) * (n - 1) / 2;
   const double dense_bytes = pairs * sizeof(value_t);
   // The same choice of distance matrix as rips_from_points and run_dense.

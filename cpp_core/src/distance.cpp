@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 namespace tda {
 
@@ -20,34 +21,108 @@ std::vector<index_t> balanced_rows(index_t n, int parts) {
   return bounds;
 }
 
-double squared_distance(const double* a, const double* b, index_t d) {
-  double s = 0;
-  for (index_t k = 0; k < d; ++k) {
-    const double diff = a[k] - b[k];
-    s += diff * diff;
+}  // namespace
+
+PointMetric::PointMetric(const double* points, index_t n, index_t d, Metric metric)
+    : points_(points), n_(n), d_(d), metric_(metric) {
+  if (metric.kind == MetricKind::minkowski && !(metric.p >= 1 && std::isfinite(metric.p)))
+    throw InputError("metric_p must be a finite number >= 1, got " + std::to_string(metric.p));
+  if (metric.kind != MetricKind::cosine) return;
+  norms_.resize(n);
+  for (index_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (index_t k = 0; k < d; ++k) s += coordinate(i, k) * coordinate(i, k);
+    if (s == 0) throw InputError("the cosine distance is undefined for a zero vector: row " + std::to_string(i));
+    norms_[i] = std::sqrt(s);
   }
-  return s;
+}
+
+template <MetricKind K>
+double PointMetric::distance(index_t i, index_t j) const {
+  const double* a = points_ + std::size_t(i) * d_;
+  const double* b = points_ + std::size_t(j) * d_;
+  double s = 0;
+  if constexpr (K == MetricKind::euclidean) {
+    for (index_t k = 0; k < d_; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+    return std::sqrt(s);
+  } else if constexpr (K == MetricKind::manhattan) {
+    for (index_t k = 0; k < d_; ++k) s += std::abs(a[k] - b[k]);
+    return s;
+  } else if constexpr (K == MetricKind::chebyshev) {
+    for (index_t k = 0; k < d_; ++k) s = std::max(s, std::abs(a[k] - b[k]));
+    return s;
+  } else if constexpr (K == MetricKind::minkowski) {
+    // Scaled by the largest difference: |x|^p alone overflows a double for
+    // large p (1e10^40), where the distance itself is modest.
+    double top = 0;
+    for (index_t k = 0; k < d_; ++k) top = std::max(top, std::abs(a[k] - b[k]));
+    if (top == 0) return 0;
+    for (index_t k = 0; k < d_; ++k) s += std::pow(std::abs(a[k] - b[k]) / top, metric_.p);
+    return top * std::pow(s, 1 / metric_.p);
+  } else {
+    for (index_t k = 0; k < d_; ++k) s += a[k] * b[k];
+    // Rounding can take 1 - cos slightly outside [0, 2]; distances are never negative.
+    return std::clamp(1 - s / (norms_[i] * norms_[j]), 0.0, 2.0);
+  }
+}
+
+namespace {
+
+// Calls f(std::integral_constant<MetricKind, kind>): the metric's loops compiled once per kind.
+template <class F>
+void with_metric(MetricKind kind, F&& f) {
+  switch (kind) {
+    case MetricKind::euclidean:
+      return f(std::integral_constant<MetricKind, MetricKind::euclidean>());
+    case MetricKind::manhattan:
+      return f(std::integral_constant<MetricKind, MetricKind::manhattan>());
+    case MetricKind::chebyshev:
+      return f(std::integral_constant<MetricKind, MetricKind::chebyshev>());
+    case MetricKind::cosine:
+      return f(std::integral_constant<MetricKind, MetricKind::cosine>());
+    case MetricKind::minkowski:
+      return f(std::integral_constant<MetricKind, MetricKind::minkowski>());
+  }
 }
 
 }  // namespace
 
-DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads, MemoryBudget& budget,
+double PointMetric::operator()(index_t i, index_t j) const {
+  double out = 0;
+  with_metric(metric_.kind, [&](auto kind) { out = distance<decltype(kind)::value>(i, j); });
+  return out;
+}
+
+index_t PointMetric::widest_axis() const {
+  index_t axis = 0;
+  double best = -1;
+  for (index_t k = 0; k < d_; ++k) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (index_t i = 0; i < n_; ++i) lo = std::min(lo, coordinate(i, k)), hi = std::max(hi, coordinate(i, k));
+    if (hi - lo > best) best = hi - lo, axis = k;
+  }
+  return axis;
+}
+
+DenseDistanceMatrix dense_from_points(const PointMetric& points, int n_threads, MemoryBudget& budget,
                                       const Monitor& monitor) {
+  const index_t n = points.size();
   const std::size_t pairs = std::size_t(n) * (n - 1) / 2;
   budget.charge(pairs * sizeof(value_t), "the distance matrix");
   std::vector<value_t> lower(pairs);
   const int parts = std::max(1, n_threads);
   const auto rows = balanced_rows(n, parts);
-  parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
-    for (std::size_t t = tb; t < te; ++t) {
-      for (index_t i = std::max<index_t>(rows[t], 1); i < rows[t + 1]; ++i) {
-        if ((i & 255) == 0 && monitor.cancel_requested()) return;
-        value_t* row = lower.data() + std::size_t(i) * (i - 1) / 2;
-        const double* xi = points + std::size_t(i) * d;
-        for (index_t j = 0; j < i; ++j)
-          row[j] = static_cast<value_t>(std::sqrt(squared_distance(xi, points + std::size_t(j) * d, d)));
+  with_metric(points.kind(), [&](auto kind) {
+    parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
+      for (std::size_t t = tb; t < te; ++t) {
+        for (index_t i = std::max<index_t>(rows[t], 1); i < rows[t + 1]; ++i) {
+          if ((i & 255) == 0 && monitor.cancel_requested()) return;
+          value_t* row = lower.data() + std::size_t(i) * (i - 1) / 2;
+          for (index_t j = 0; j < i; ++j)
+            row[j] = static_cast<value_t>(points.template distance<decltype(kind)::value>(i, j));
+        }
       }
-    }
+    });
   });
   return DenseDistanceMatrix(n, std::move(lower));
 }
@@ -88,28 +163,21 @@ SparseDistanceMatrix assemble_sparse(index_t n, std::vector<std::vector<Edge>>& 
 
 }  // namespace
 
-SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold, int n_threads,
+SparseDistanceMatrix sparse_from_points(const PointMetric& points, value_t threshold, int n_threads,
                                         MemoryBudget& budget, const Monitor& monitor) {
-  // Sweep along the axis of largest spread: only pairs within `threshold` on
-  // that axis can be within `threshold` in space.
-  index_t axis = 0;
-  double best = -1;
-  for (index_t k = 0; k < d; ++k) {
-    double lo = INFINITY, hi = -INFINITY;
-    for (index_t i = 0; i < n; ++i) {
-      lo = std::min(lo, points[std::size_t(i) * d + k]);
-      hi = std::max(hi, points[std::size_t(i) * d + k]);
-    }
-    if (hi - lo > best) best = hi - lo, axis = k;
-  }
+  // Sweep along the axis of largest spread: under a metric bounded by
+  // coordinates only pairs within `threshold` on that axis can be within
+  // `threshold` in space; under another, every later pair is looked at.
+  const index_t n = points.size();
+  const index_t axis = points.widest_axis();
+  const bool bounded = points.bounded_by_coordinates();
   std::vector<index_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](index_t a, index_t b) {
-    return points[std::size_t(a) * d + axis] < points[std::size_t(b) * d + axis];
-  });
+  std::sort(order.begin(), order.end(),
+            [&](index_t a, index_t b) { return points.coordinate(a, axis) < points.coordinate(b, axis); });
   // Distances in double, compared against the threshold after rounding, so
   // the kept pairs are exactly those a dense matrix would keep.
-  const double t = threshold;
+  const double t = bounded ? double(threshold) : INFINITY;
   const int parts = std::max(1, n_threads);
   std::vector<std::vector<Edge>> found(parts);
   // The pairs are counted against the budget while they are collected (with
@@ -119,32 +187,33 @@ SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t
   std::atomic<bool> over{false};
   const std::size_t room = budget.limit() - std::min(budget.limit(), budget.used());
   // Interleaved assignment balances the work: the sweep windows vary in size.
-  parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
-    for (std::size_t part = tb; part < te; ++part) {
-      auto& out = found[part];
-      std::size_t reported = 0;
-      for (index_t a = static_cast<index_t>(part); a < n; a += parts) {
-        if ((a & 1023) == static_cast<index_t>(part) && monitor.cancel_requested()) return;
-        if (over.load(std::memory_order_relaxed)) return;
-        const index_t i = order[a];
-        const double* xi = points + std::size_t(i) * d;
-        const double reach = xi[axis] + t;
-        for (index_t b = a + 1; b < n; ++b) {
-          const index_t j = order[b];
-          const double* xj = points + std::size_t(j) * d;
-          if (xj[axis] > reach) break;
-          const value_t dist = static_cast<value_t>(std::sqrt(squared_distance(xi, xj, d)));
-          if (dist <= threshold)
-            out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
-                                : Edge{std::int32_t(j), std::int32_t(i), dist});
-        }
-        const std::size_t now = out.capacity() * sizeof(Edge) + out.size() * 2 * sizeof(Neighbor);
-        if (now != reported) {
-          if (held.fetch_add(now - reported) + (now - reported) > room) over.store(true);
-          reported = now;
+  with_metric(points.kind(), [&](auto kind) {
+    auto distance = [&](index_t i, index_t j) { return points.template distance<decltype(kind)::value>(i, j); };
+    parallel_for(parts, parts, [&](std::size_t tb, std::size_t te) {
+      for (std::size_t part = tb; part < te; ++part) {
+        auto& out = found[part];
+        std::size_t reported = 0;
+        for (index_t a = static_cast<index_t>(part); a < n; a += parts) {
+          if ((a & 1023) == static_cast<index_t>(part) && monitor.cancel_requested()) return;
+          if (over.load(std::memory_order_relaxed)) return;
+          const index_t i = order[a];
+          const double reach = points.coordinate(i, axis) + t;
+          for (index_t b = a + 1; b < n; ++b) {
+            const index_t j = order[b];
+            if (points.coordinate(j, axis) > reach) break;
+            const value_t dist = static_cast<value_t>(distance(i, j));
+            if (dist <= threshold)
+              out.push_back(i > j ? Edge{std::int32_t(i), std::int32_t(j), dist}
+                                  : Edge{std::int32_t(j), std::int32_t(i), dist});
+          }
+          const std::size_t now = out.capacity() * sizeof(Edge) + out.size() * 2 * sizeof(Neighbor);
+          if (now != reported) {
+            if (held.fetch_add(now - reported) + (now - reported) > room) over.store(true);
+            reported = now;
+          }
         }
       }
-    }
+    });
   });
   if (over.load())
     throw MemoryLimitExceeded("the pairs within the threshold need more memory than the limit of " +
@@ -160,6 +229,71 @@ SparseDistanceMatrix sparse_from_dense(const DenseDistanceMatrix& dist, value_t 
     for (index_t j = 0; j < i; ++j, ++k)
       if (lower[k] <= threshold) found[0].push_back({std::int32_t(i), std::int32_t(j), lower[k]});
   return assemble_sparse(dist.size(), found, budget);
+}
+
+namespace {
+
+// Relative disagreement accepted between the two stored values of a pair
+// (rounding in text files), as for a dense matrix on the Python side.
+constexpr double kSymmetryTolerance = 1e-4;
+
+struct StoredEntry {
+  std::int32_t i, j;  // i > j
+  bool lower;         // stored below the diagonal (row > col)
+  value_t distance;
+};
+
+std::string entry_name(std::size_t k, std::int64_t row, std::int64_t col) {
+  return "entry " + std::to_string(k) + " at (" + std::to_string(row) + ", " + std::to_string(col) + ")";
+}
+
+}  // namespace
+
+SparseDistanceMatrix sparse_from_triplets(const std::int64_t* rows, const std::int64_t* cols, const double* values,
+                                          std::size_t count, index_t n, value_t threshold, MemoryBudget& budget) {
+  const std::size_t held = count * sizeof(StoredEntry);
+  budget.charge(held, "the entries of the sparse matrix");
+  std::vector<StoredEntry> entries;
+  entries.reserve(count);
+  double largest = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::int64_t row = rows[k], col = cols[k];
+    const double v = values[k];
+    if (row < 0 || col < 0 || row >= n || col >= n)
+      throw InputError(entry_name(k, row, col) + " is outside the " + std::to_string(n) + " x " + std::to_string(n) +
+                       " matrix");
+    if (!(v >= 0) || std::isinf(v))
+      throw InputError("distances must be finite and non-negative (" + entry_name(k, row, col) + ")");
+    if (row == col) {
+      if (v != 0)
+        throw InputError("the diagonal of a distance matrix must be zero (" + entry_name(k, row, col) + " holds " +
+                         std::to_string(v) + "; vertex births are not supported)");
+      continue;
+    }
+    largest = std::max(largest, v);
+    entries.push_back({std::int32_t(std::max(row, col)), std::int32_t(std::min(row, col)), row > col,
+                       static_cast<value_t>(v) + value_t(0)});  // -0.0 -> +0.0: orders by bit pattern
+  }
+  // The upper triangle first within a pair: its value is the one kept, as
+  // ripser.py reads the entries with row < col.
+  std::sort(entries.begin(), entries.end(), [](const StoredEntry& a, const StoredEntry& b) {
+    return a.i != b.i ? a.i < b.i : a.j != b.j ? a.j < b.j : a.lower < b.lower;
+  });
+  std::vector<std::vector<Edge>> found(1);
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const StoredEntry& e = entries[k];
+    if (k > 0 && entries[k - 1].i == e.i && entries[k - 1].j == e.j) {
+      if (std::abs(double(e.distance) - double(entries[k - 1].distance)) > kSymmetryTolerance * largest)
+        throw InputError("the sparse distance matrix is not symmetric: (" + std::to_string(e.i) + ", " +
+                         std::to_string(e.j) + ") holds " + std::to_string(e.distance) + " and " +
+                         std::to_string(entries[k - 1].distance));
+      continue;
+    }
+    if (e.distance <= threshold) found[0].push_back({e.i, e.j, e.distance});
+  }
+  std::vector<StoredEntry>().swap(entries);
+  budget.release(held);
+  return assemble_sparse(n, found, budget);
 }
 
 value_t enclosing_radius(const DenseDistanceMatrix& dist) {

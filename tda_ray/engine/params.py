@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "OptionalNonNegativeInt",
     "Params",
     "PositiveInt",
+    "RIPS_METRICS",
     "RipsParams",
     "RunOptions",
     "Threshold",
@@ -41,6 +43,9 @@ __all__ = [
     "split_call",
     "validation_message",
 ]
+
+# Distances between the points of a cloud the core computes (scikit-learn's names; "minkowski" takes metric_p).
+RIPS_METRICS = ("euclidean", "manhattan", "chebyshev", "cosine", "minkowski")
 
 # Largest prime the core packs next to a simplex index; larger fields would leave too few index bits.
 MAX_COEFF = (1 << 31) - 1
@@ -124,6 +129,18 @@ def _collapse_mode(v: Any) -> Any:
     raise ValueError(f"must be true, false or 'auto', got {v!r}")
 
 
+def _rips_metric(v: Any) -> Any:
+    if isinstance(v, str) and v.strip().lower() in RIPS_METRICS:
+        return v.strip().lower()
+    raise ValueError(f"must be one of {', '.join(repr(n) for n in RIPS_METRICS)}, got {v!r}")
+
+
+def _minkowski_exponent(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not 1 <= v < math.inf:
+        raise ValueError(f"must be a finite number >= 1, got {v!r}")
+    return float(v)
+
+
 def _optional_integer(v: Any) -> Any:
     return v if v is None else _integer(v)
 
@@ -167,6 +184,10 @@ CollapseMode = Annotated[
     BeforeValidator(_collapse_mode),
     WithJsonSchema({"anyOf": [{"type": "boolean"}, {"const": "auto", "type": "string"}]}),
 ]
+RipsMetric = Annotated[
+    Literal["euclidean", "manhattan", "chebyshev", "cosine", "minkowski"], BeforeValidator(_rips_metric)
+]
+MinkowskiExponent = Annotated[float, BeforeValidator(_minkowski_exponent), Field(json_schema_extra={"minimum": 1})]
 LandmarkCount = Annotated[
     int | Literal["auto"] | None,
     BeforeValidator(_landmark_count),
@@ -235,6 +256,14 @@ class RipsParams(Params):
             '"auto": from maxdim 2 on, when a sample of the edges says enough of them are dominated.'
         ),
     )
+    metric: RipsMetric = Field(
+        default="euclidean",
+        description=(
+            "Distance between points (computed by the engine): euclidean, manhattan, chebyshev, cosine "
+            "(1 - cosine similarity; no zero rows) or minkowski (with metric_p). Not for a distance matrix."
+        ),
+    )
+    metric_p: MinkowskiExponent = Field(default=2.0, description="Exponent p >= 1 of the minkowski metric.")
     landmarks: LandmarkCount = Field(
         default=None,
         description=(
@@ -243,6 +272,14 @@ class RipsParams(Params):
             "radius eps, and its diagrams are within bottleneck distance 2 eps of the whole cloud's."
         ),
     )
+
+    @model_validator(mode="after")
+    def _metric_consistent(self) -> RipsParams:
+        if self.metric_p != 2.0 and self.metric != "minkowski":
+            raise ValueError(f"metric_p is used by metric 'minkowski' only, got metric {self.metric!r}")
+        if self.landmarks is not None and self.metric != "euclidean":
+            raise ValueError(f"landmarks are chosen in Euclidean space, got metric {self.metric!r}")
+        return self
 
     def landmark_count(self, n_points: int | None = None) -> int | None:
         """Points the engine will see: the landmarks ("auto" resolved; at most ``n_points``), or None if exact."""

@@ -8,6 +8,7 @@ shape so users can swap engines.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,21 @@ SYMMETRY_TOLERANCE = 1e-4
 # The engine stores filtration values as float32; larger distances would turn into inf.
 MAX_DISTANCE = float(np.finfo(np.float32).max)
 _COLLAPSE = {True: _core.CollapseMode.on, False: _core.CollapseMode.off, "auto": _core.CollapseMode.auto}
+
+
+def _metric_args(params: RipsParams) -> tuple[Any, float]:
+    return getattr(_core.Metric, params.metric), params.metric_p
+
+
+def _distance_bound(largest: float, dimension: int, metric: str) -> float:
+    """An upper bound of the distances between points with coordinates up to ``largest`` in absolute value."""
+    if metric == "cosine":
+        return 2.0
+    span = 2.0 * largest
+    if metric == "chebyshev":
+        return span
+    # Every L^p norm (p >= 1) is at most the L^1 norm; the Euclidean one at most sqrt(d) times the largest entry.
+    return span * (math.sqrt(dimension) if metric == "euclidean" else dimension)
 
 
 def default_memory_limit() -> int:
@@ -89,7 +105,9 @@ def estimate_memory(
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError("point cloud is empty: at least one point with one coordinate is needed")
     thr = math.inf if params.threshold is None else params.threshold
-    out = _core.estimate_rips_from_points(arr, params.maxdim, thr, params.coeff, memory_limit or 0, max_pairs)
+    out = _core.estimate_rips_from_points(
+        arr, params.maxdim, thr, params.coeff, memory_limit or 0, max_pairs, None, *_metric_args(params)
+    )
     return MemoryEstimate(
         bytes=int(out["bytes"]), complete=bool(out["complete"]), sparse=bool(out["sparse"]), threshold=out["threshold"]
     )
@@ -111,6 +129,64 @@ def _check_distance_matrix(arr: np.ndarray[Any, Any]) -> None:
         raise ValueError(f"distance matrix is not symmetric (largest |D - D.T| = {asym:.3g})")
 
 
+def _is_sparse(X: Any) -> bool:
+    # A scipy.sparse matrix or array; scipy is loaded wherever one exists, so it is not imported here.
+    module = sys.modules.get("scipy.sparse")
+    return module is not None and bool(module.issparse(X))
+
+
+def _sparse_entries(X: Any) -> tuple[int, Any, Any, Any]:
+    """``(n, rows, cols, values)`` of a square scipy.sparse distance matrix, duplicates summed (scipy's meaning)."""
+    if X.ndim != 2 or X.shape[0] != X.shape[1]:
+        raise ValueError(f"distance matrix must be square, got shape {X.shape}")
+    coo = X.tocoo(copy=True)
+    coo.sum_duplicates()
+    values = np.asarray(coo.data)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"distance matrix must be numeric, got dtype {values.dtype}")
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]  # the core names a non-finite entry
+    if finite.size and float(np.max(np.abs(finite))) > MAX_DISTANCE:
+        raise ValueError("distance matrix values lie beyond the float32 range (3.4e38); rescale the data")
+    rows = np.ascontiguousarray(coo.row, dtype=np.int64)
+    cols = np.ascontiguousarray(coo.col, dtype=np.int64)
+    return int(X.shape[0]), rows, cols, values
+
+
+def _run_core(
+    X: Any, params: RipsParams, options: RunOptions, distance_matrix: bool, progress: Any, cancel: Any
+) -> tuple[int, Any]:
+    """The points (or vertices) and the core's answer for ``X``."""
+    what = "distance matrix" if distance_matrix else "point cloud"
+    if distance_matrix and params.metric != "euclidean":
+        raise ValueError(f"metric applies to a point cloud, not to a distance matrix; got metric {params.metric!r}")
+    thr = math.inf if params.threshold is None else params.threshold
+    args = (params.maxdim, thr, params.coeff, options.n_threads, options.memory_limit or 0, progress, cancel)
+    collapse = _COLLAPSE[params.collapse_edges]
+    if distance_matrix and _is_sparse(X):
+        n, rows, cols, values = _sparse_entries(X)
+        if n == 0:
+            raise ValueError("distance matrix is empty: at least one point is needed")
+        return n, _core.rips_from_sparse(rows, cols, values, n, *args, collapse)
+    arr = as_float_matrix(X, what)
+    n = arr.shape[0]
+    if n == 0:
+        raise ValueError(f"{what} is empty: at least one point is needed")
+    largest = float(np.max(np.abs(arr))) if arr.size else 0.0
+    bound = largest if distance_matrix else _distance_bound(largest, arr.shape[1], params.metric)
+    if bound > MAX_DISTANCE:
+        raise ValueError(
+            f"{what} values up to {largest:.3g} give distances beyond the float32 range (3.4e38); rescale the data"
+        )
+    if distance_matrix:
+        _check_distance_matrix(arr)
+        lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
+        return n, _core.rips_from_lower_distances(lower, n, *args, collapse)
+    if arr.shape[1] == 0:
+        raise ValueError("point cloud has zero coordinates per point")
+    return n, _core.rips_from_points(arr, *args, collapse, *_metric_args(params))
+
+
 def run_rips(
     X: Any,
     params: RipsParams,
@@ -120,33 +196,14 @@ def run_rips(
     progress: Callable[[float], None] | None = None,
     cancel: Any | None = None,
 ) -> PersistenceResult:
-    """Vietoris–Rips persistence of ``X`` with checked parameters (the registry's run function)."""
+    """Vietoris–Rips persistence of ``X`` with checked parameters (the registry's run function).
+
+    ``X`` is a point cloud (distances by ``params.metric``) or, with ``distance_matrix``, a dense or
+    scipy.sparse distance matrix (a sparse one's absent entries are no edge).
+    """
     if params.landmarks is not None:
         raise ValueError("landmarks are chosen with Ray before the engine runs (tda_ray.distributed.landmark_rips)")
-    options = options or RunOptions()
-    what = "distance matrix" if distance_matrix else "point cloud"
-    arr = as_float_matrix(X, what)
-    n = arr.shape[0]
-    if n == 0:
-        raise ValueError(f"{what} is empty: at least one point is needed")
-    largest = float(np.max(np.abs(arr))) if arr.size else 0.0
-    bound = largest if distance_matrix else 2.0 * largest * math.sqrt(arr.shape[1])
-    if bound > MAX_DISTANCE:
-        raise ValueError(
-            f"{what} values up to {largest:.3g} give distances beyond the float32 range (3.4e38); rescale the data"
-        )
-    thr = math.inf if params.threshold is None else params.threshold
-    limit = options.memory_limit or 0
-    collapse = _COLLAPSE[params.collapse_edges]
-    args = (params.maxdim, thr, params.coeff, options.n_threads, limit, progress, cancel, collapse)
-    if distance_matrix:
-        _check_distance_matrix(arr)
-        lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
-        out = _core.rips_from_lower_distances(lower, n, *args)
-    else:
-        if arr.shape[1] == 0:
-            raise ValueError("point cloud has zero coordinates per point")
-        out = _core.rips_from_points(arr, *args)
+    n, out = _run_core(X, params, options or RunOptions(), distance_matrix, progress, cancel)
     return PersistenceResult(
         diagrams=[np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in out["diagrams"]],
         maxdim=params.maxdim,
@@ -166,6 +223,8 @@ def vietoris_rips(
     coeff: int = 2,
     collapse_edges: bool | str = "auto",
     distance_matrix: bool = False,
+    metric: str = "euclidean",
+    metric_p: float = 2.0,
     n_threads: int = 1,
     progress: Callable[[float], None] | None = None,
     cancel: Any | None = None,
@@ -173,18 +232,32 @@ def vietoris_rips(
 ) -> PersistenceResult:
     """Persistent homology of the Vietoris–Rips filtration.
 
-    ``X`` is an ``(n, d)`` point cloud, or with ``distance_matrix=True`` an ``(n, n)`` symmetric distance
-    matrix (only the lower triangle is read after the symmetry check).  ``threshold=None`` computes the full
-    filtration.  ``progress(fraction)`` is called from the computing thread now and then; ``cancel`` is a
-    :class:`CancelToken` whose ``cancel()`` stops the run with :class:`EngineCancelled`.  ``memory_limit``
-    (bytes) overrides the default budget (a share of the machine's available memory); work estimated above
-    it is refused with :class:`MemoryLimitError` before it starts.  ``collapse_edges`` (True, False or
-    ``"auto"``) removes dominated edges before the reduction without changing the diagrams; the result's
-    ``stats`` say what the run did and where its time went.
+    ``X`` is an ``(n, d)`` point cloud, its distances computed by the engine under ``metric`` ("euclidean",
+    "manhattan", "chebyshev", "cosine" = 1 - cosine similarity, or "minkowski" with exponent ``metric_p`` >= 1)
+    without an ``n x n`` array in Python.  With ``distance_matrix=True`` ``X`` is an ``(n, n)`` symmetric
+    distance matrix (only the lower triangle is read after the symmetry check), or a scipy.sparse one whose
+    absent entries are no edge (a pair may be stored in either triangle or both; the diagonal must be zero).
+    ``threshold=None`` computes the full filtration.  ``progress(fraction)`` is called from the computing
+    thread now and then; ``cancel`` is a :class:`CancelToken` whose ``cancel()`` stops the run with
+    :class:`EngineCancelled`.  ``memory_limit`` (bytes) overrides the default budget (a share of the machine's
+    available memory); work estimated above it is refused with :class:`MemoryLimitError` before it starts.
+    ``collapse_edges`` (True, False or ``"auto"``) removes dominated edges before the reduction without
+    changing the diagrams; the result's ``stats`` say what the run did and where its time went.
     """
-    params = RipsParams.parse(maxdim=maxdim, threshold=threshold, coeff=coeff, collapse_edges=collapse_edges)
+    params = RipsParams.parse(
+        maxdim=maxdim,
+        threshold=threshold,
+        coeff=coeff,
+        collapse_edges=collapse_edges,
+        metric=metric,
+        metric_p=metric_p,
+    )
     options = RunOptions.parse(n_threads=n_threads, memory_limit=memory_limit)
     return run_rips(X, params, options, distance_matrix=distance_matrix, progress=progress, cancel=cancel)
+
+
+# ripser.py hands its metric to scikit-learn's pairwise_distances; these are that function's names for ours.
+_SKLEARN_METRICS = {"l1": "manhattan", "cityblock": "manhattan", "l2": "euclidean"}
 
 
 def ripser(
@@ -194,18 +267,31 @@ def ripser(
     coeff: int = 2,
     distance_matrix: bool = False,
     n_threads: int = 1,
+    *,
+    metric: str = "euclidean",
+    metric_p: float = 2.0,
 ) -> dict[str, Any]:
     """Drop-in for ``ripser.ripser``'s common arguments: returns ``{"dgms": [...], "thresh": ...}``.
 
-    Cocycles, greedy permutations and other metrics are not offered; pass a distance matrix for
-    non-Euclidean metrics.
+    ``X`` may be a scipy.sparse distance matrix (``distance_matrix=True``), as in ripser.py.  ``metric``
+    takes ripser.py's (scikit-learn's) names for the engine's metrics — "euclidean"/"l2",
+    "manhattan"/"cityblock"/"l1", "chebyshev", "cosine", "minkowski" (``metric_p``, 2 as in scikit-learn) —
+    and "precomputed" (``X`` is a distance matrix); as in ripser.py it is ignored for a distance matrix.
+    Cocycles, greedy permutations and callable metrics are not offered.
     """
+    name = metric.lower() if isinstance(metric, str) else metric
+    if name == "precomputed":
+        distance_matrix = True
+    if distance_matrix:
+        name, metric_p = "euclidean", 2.0
     result = vietoris_rips(
         X,
         maxdim=maxdim,
         threshold=None if math.isinf(thresh) else thresh,
         coeff=coeff,
         distance_matrix=distance_matrix,
+        metric=_SKLEARN_METRICS.get(name, name) if isinstance(name, str) else name,
+        metric_p=metric_p,
         n_threads=n_threads,
     )
     return {"dgms": result.diagrams, "thresh": thresh}

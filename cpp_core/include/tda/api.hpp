@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tda/core.hpp"
+#include "tda/distance.hpp"
 #include "tda/rips.hpp"
 #include "tda/stats.hpp"
 
@@ -24,6 +25,7 @@ struct RipsRequest {
   int n_threads = 1;
   std::size_t memory_limit = 0;  // bytes; 0: default_memory_limit()
   CollapseMode collapse = CollapseMode::automatic;
+  Metric metric;  // between points (rips_from_points and its estimate only)
 };
 
 struct RipsResult {
@@ -51,6 +53,11 @@ RipsResult rips_from_points(const double* points, index_t n, index_t d, const Ri
 
 // Lower triangle of a distance matrix, row by row: d(1,0), d(2,0), d(2,1), ...
 RipsResult rips_from_lower_distances(const double* lower, index_t n, const RipsRequest& request, Monitor& monitor);
+
+// A sparse distance matrix by its stored entries (see sparse_from_triplets):
+// absent pairs are no edge, so no enclosing radius bounds the filtration.
+RipsResult rips_from_sparse(const std::int64_t* rows, const std::int64_t* cols, const double* values, std::size_t count,
+                            index_t n, const RipsRequest& request, Monitor& monitor);
 
 // rips_from_points' choices and up-front refusals (MemoryLimitExceeded,
 // InputError) without its arrays: distances are computed on the fly and at

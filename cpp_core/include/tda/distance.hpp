@@ -78,17 +78,63 @@ class SparseDistanceMatrix {
   std::vector<Neighbor> neighbors_;
 };
 
+// --- metrics on point clouds --------------------------------------------------
+
+// minkowski: (sum |x_k - y_k|^p)^(1/p), p >= 1; cosine: 1 - <x, y> / (|x| |y|).
+enum class MetricKind { euclidean, manhattan, chebyshev, cosine, minkowski };
+
+struct Metric {
+  MetricKind kind = MetricKind::euclidean;
+  double p = 2;  // minkowski's exponent
+};
+
+// The distances of an n x d row-major point cloud under a metric, in double
+// (every construction rounds them once to value_t). Throws InputError for a
+// bad exponent, or, under cosine, for a zero row (its angle is undefined).
+class PointMetric {
+ public:
+  PointMetric(const double* points, index_t n, index_t d, Metric metric);
+
+  index_t size() const { return n_; }
+  index_t dimension() const { return d_; }
+  double coordinate(index_t i, index_t k) const { return points_[std::size_t(i) * d_ + k]; }
+  double operator()(index_t i, index_t j) const;
+  // The same for a metric known at compile time (no dispatch per pair).
+  template <MetricKind K>
+  double distance(index_t i, index_t j) const;
+  MetricKind kind() const { return metric_.kind; }
+  // Whether |x_k - y_k| <= d(x, y) for every coordinate k (the Minkowski
+  // family): then a sweep along one axis finds all pairs within a threshold.
+  bool bounded_by_coordinates() const { return metric_.kind != MetricKind::cosine; }
+  // The coordinate of largest spread, the one to sweep along.
+  index_t widest_axis() const;
+
+ private:
+  const double* points_;
+  index_t n_, d_;
+  Metric metric_;
+  std::vector<double> norms_;  // cosine only
+};
+
 // --- construction -----------------------------------------------------------
 
-// Euclidean distances of an n x d row-major point cloud, computed in double
-// and rounded once to value_t.
-DenseDistanceMatrix dense_from_points(const double* points, index_t n, index_t d, int n_threads, MemoryBudget& budget,
+// The distances of a point cloud, rounded once to value_t.
+DenseDistanceMatrix dense_from_points(const PointMetric& points, int n_threads, MemoryBudget& budget,
                                       const Monitor& monitor);
 
 // Neighbour lists of every pair of points within `threshold`, found by a sweep
-// along the coordinate of largest spread (no n x n storage).
-SparseDistanceMatrix sparse_from_points(const double* points, index_t n, index_t d, value_t threshold, int n_threads,
+// along the coordinate of largest spread (over all pairs for a metric not
+// bounded by coordinates), with no n x n storage.
+SparseDistanceMatrix sparse_from_points(const PointMetric& points, value_t threshold, int n_threads,
                                         MemoryBudget& budget, const Monitor& monitor);
+
+// Neighbour lists of a sparse symmetric matrix given by its stored entries
+// (rows[k], cols[k], values[k]), k < count:
+// each off-diagonal entry within `threshold` is an edge, absent ones are not.
+// A pair may be stored in either triangle or both (then the values must agree
+// up to rounding); the diagonal must be zero. Throws InputError naming the entry.
+SparseDistanceMatrix sparse_from_triplets(const std::int64_t* rows, const std::int64_t* cols, const double* values,
+                                          std::size_t count, index_t n, value_t threshold, MemoryBudget& budget);
 
 // Neighbour lists of the pairs of a dense matrix within `threshold`.
 SparseDistanceMatrix sparse_from_dense(const DenseDistanceMatrix& dist, value_t threshold, MemoryBudget& budget);

@@ -18,7 +18,6 @@ import numpy.typing as npt
 from tda_ray import io as tio
 from tda_ray.engine.params import Params
 from tda_ray.engine.registry import Algorithm, get_algorithm
-from tda_ray.engine.rips import MemoryLimitError
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
 from tda_ray.service.jobs.admission import Admission
@@ -145,7 +144,11 @@ class JobService:
                 return self.settings.job_memory_min_bytes
             points = self.store.load_points(pc.id) if self.admission.needs_points(pc.n_points, params) else None
             return self.admission.reserve(alg, params, pc.n_points, pc.dim, points)
-        except MemoryLimitError as exc:  # the engine's own refusal, at submit rather than as a failed job
+        except InvalidRequest:
+            raise
+        except ValueError as exc:
+            # The engine's own refusal at submit rather than as a failed job: MemoryLimitError, or the cloud
+            # itself (a zero row under the cosine metric).
             raise InvalidRequest(str(exc)) from exc
 
     def get_job(self, job_id: str) -> JobRecord:
