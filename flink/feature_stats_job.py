@@ -279,18 +279,25 @@ def _loopback_worker_pool() -> None:
     pool.grpc = LoopbackGrpc()
 
 
-def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
-    config = Configuration()
-    # Run directly, the job starts its own embedded cluster; under `flink run` the cluster's config decides.
+def embedded_config(config: Configuration, loopback_only: bool) -> bool:
+    """Settings of the embedded cluster a job run directly starts (under `flink run` the cluster's config
+    decides): its REST API locked down and, with ``loopback_only``, every listener on 127.0.0.1 and the
+    Python functions in thread mode.  Returns whether the cluster is embedded."""
     embedded = "PYFLINK_GATEWAY_PORT" not in os.environ
     if embedded:
-        for key, value in {**fs.REST_LOCKDOWN, **(fs.LOOPBACK_CONFIG if args.loopback_only else {})}.items():
+        for key, value in {**fs.REST_LOCKDOWN, **(fs.LOOPBACK_CONFIG if loopback_only else {})}.items():
             config.set_string(key, value)
-    if embedded and args.loopback_only:
+    if embedded and loopback_only:
         _loopback_worker_pool()
         # Thread mode (fs.LOOPBACK_CONFIG) embeds the interpreter in the JVM, which knows nothing of this
         # virtualenv: add its packages to the workers' path.
         config.set_string("python.pythonpath", sysconfig.get_paths()["purelib"])
+    return embedded
+
+
+def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
+    config = Configuration()
+    embedded = embedded_config(config, args.loopback_only)
     # Small bundles: a Python operator otherwise holds records up to 1 s before processing them.
     config.set_string("python.fn-execution.bundle.time", "200")
     env = StreamExecutionEnvironment.get_execution_environment(config)

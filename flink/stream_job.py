@@ -66,6 +66,7 @@ sys.path.insert(0, str(HERE))  # the plain modules beside this file; build() shi
 import stream_scores as sc  # noqa: E402
 import stream_windows as sw  # noqa: E402
 import streams as st  # noqa: E402
+from feature_stats_job import embedded_config  # noqa: E402
 
 LOG = logging.getLogger("tda_flink.streams")
 READY_MARKER = "tda-streams started:"
@@ -79,8 +80,11 @@ def _now_ms() -> int:
 
 
 class ParseEvents(ProcessFunction):
+    def __init__(self, schemas: dict[str, Any]) -> None:
+        self._schemas = schemas
+
     def open(self, runtime_context: RuntimeContext) -> None:
-        self._parser = st.Parser()
+        self._parser = st.Parser(self._schemas)
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
         try:
@@ -92,8 +96,11 @@ class ParseEvents(ProcessFunction):
 
 
 class ParseSpecs(ProcessFunction):
+    def __init__(self, schemas: dict[str, Any]) -> None:
+        self._schemas = schemas
+
     def open(self, runtime_context: RuntimeContext) -> None:
-        self._parser = st.Parser()
+        self._parser = st.Parser(self._schemas)
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
         try:
@@ -105,8 +112,11 @@ class ParseSpecs(ProcessFunction):
 
 
 class ParseFeatures(ProcessFunction):
+    def __init__(self, schemas: dict[str, Any]) -> None:
+        self._schemas = schemas
+
     def open(self, runtime_context: RuntimeContext) -> None:
-        self._parser = st.Parser()
+        self._parser = st.Parser(self._schemas)
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
         try:
@@ -285,6 +295,9 @@ def latest_checkpoint(uri: str) -> str | None:
 
 def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     config = Configuration()
+    # Also thread mode: in process mode every record and state access crosses a gRPC channel to the
+    # Python workers, which held the job to a few hundred events a second.
+    embedded = embedded_config(config, args.loopback_only)
     config.set_string("execution.checkpointing.interval", f"{int(args.checkpoint_interval_seconds * 1000)}ms")
     # Retained checkpoints: a job killed outright (or its machine) resumes from the newest one on its next
     # start, with every source's windows, baseline and the consumed offsets as they were.
@@ -301,23 +314,25 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     env.set_parallelism(args.parallelism)
     env.enable_checkpointing(int(args.checkpoint_interval_seconds * 1000), CheckpointingMode.EXACTLY_ONCE)
     env.add_jars(*[Path(j).as_uri() for j in sorted(glob.glob(args.jars))])
-    for name in ("stream_windows.py", "stream_scores.py", "streams.py"):
+    for name in ("feature_stats.py", "stream_windows.py", "stream_scores.py", "streams.py"):
         env.add_python_file(str(HERE / name))
-    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+    if embedded:
         env.set_python_executable(sys.executable)  # embedded mini-cluster: workers use this venv
 
+    schemas = st.load_schemas()
+    st.Parser(schemas)  # fail at submission on a broken schema
     committed = KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
     none = WatermarkStrategy.no_watermarks()  # event time is per source, inside the operators
     specs = (
         env.from_source(_source(args, args.specs_topic, KafkaOffsetsInitializer.earliest(), "specs"), none, "specs")
-        .process(ParseSpecs(), output_type=Types.STRING())
+        .process(ParseSpecs(schemas), output_type=Types.STRING())
         .name("parse specs")
     )
     broadcast = specs.broadcast(SPECS)
     defaults = _defaults(args)
 
     events = env.from_source(_source(args, args.raw_topic, committed, "events"), none, "raw_data_events").process(
-        ParseEvents()
+        ParseEvents(schemas)
     )
     clouds = (
         events.key_by(lambda e: e[0], key_type=Types.STRING())
@@ -328,7 +343,7 @@ def build(args: argparse.Namespace) -> StreamExecutionEnvironment:
     clouds.sink_to(_sink(args, args.clouds_topic, exactly_once=False)).name(args.clouds_topic)
 
     features = env.from_source(_source(args, args.features_topic, committed, "features"), none, "features").process(
-        ParseFeatures()
+        ParseFeatures(schemas)
     )
     scores = (
         features.key_by(lambda f: f[0], key_type=Types.STRING())

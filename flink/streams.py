@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from feature_stats import flag
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 from stream_windows import Event
@@ -54,6 +55,8 @@ OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--baseline-windows", "TDA_STREAM_BASELINE_WINDOWS", "200", int, "default spec: rolling baseline windows"),
     ("--threshold", "TDA_STREAM_THRESHOLD", "0.99999", float, "default spec: score that raises an alert"),
     ("--log-level", "TDA_FLINK_LOG_LEVEL", "INFO", str, "Python log level"),
+    ("--loopback-only", "TDA_LOOPBACK_ONLY", "true", flag,
+     "embedded cluster listens on 127.0.0.1 only; Python functions in thread mode (in the JVM)"),
 ]  # fmt: skip
 
 
@@ -61,18 +64,27 @@ class InvalidMessage(ValueError):
     """An input that cannot be used; the text says why."""
 
 
-def _validator(name: str) -> Any:
-    schema = json.loads((SCHEMA_DIR / f"{name}.v1.schema.json").read_text())
+SCHEMA_NAMES = ("raw_data_event", "stream_spec", "window_features")
+
+
+def load_schemas(schema_dir: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
+    """The schemas of the job's inputs, read where the job is submitted (its functions carry them to the
+    task managers, where the repository may not be)."""
+    return {n: json.loads((schema_dir / f"{n}.v1.schema.json").read_text()) for n in SCHEMA_NAMES}
+
+
+def _validator(schema: dict[str, Any]) -> Any:
     cls = validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
 
 
 class Parser:
-    """JSON + schema checks of the job's inputs (the schemas are read once, on the task manager)."""
+    """JSON + schema checks of the job's inputs."""
 
-    def __init__(self) -> None:
-        self._v = {n: _validator(n) for n in ("raw_data_event", "stream_spec", "window_features")}
+    def __init__(self, schemas: dict[str, dict[str, Any]] | None = None) -> None:
+        schemas = schemas if schemas is not None else load_schemas()
+        self._v = {n: _validator(schemas[n]) for n in SCHEMA_NAMES}
 
     def _parse(self, name: str, raw: str | bytes | None) -> dict[str, Any]:
         if raw is None:
