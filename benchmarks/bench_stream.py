@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -348,6 +349,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # SIGTERM unwinds like Ctrl-C, so the stack's processes are stopped, not left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     if args.only in (None, "detection"):
         results["detection"] = detection(args.seeds)
