@@ -66,7 +66,7 @@ sys.path.insert(0, str(HERE))  # the plain modules beside this file; build() shi
 import stream_scores as sc  # noqa: E402
 import stream_windows as sw  # noqa: E402
 import streams as st  # noqa: E402
-from feature_stats_job import embedded_config  # noqa: E402
+from feature_stats_job import create_topics, embedded_config  # noqa: E402
 
 LOG = logging.getLogger("tda_flink.streams")
 READY_MARKER = "tda-streams started:"
@@ -391,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     if "PYFLINK_GATEWAY_PORT" not in os.environ:
         os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / "var" / "flink-streams" / "log"))
         Path(os.environ["FLINK_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+    # The broker creates no topic on its own: the job's outputs must exist before a record goes to one (the
+    # dead letters topic may first be needed long after the start, e.g. by a late event).
+    outputs = [args.clouds_topic, args.scores_topic, args.alerts_topic, args.dead_letter_topic]
+    create_topics(args.bootstrap, [t for t in outputs if t], args.topic_partitions, args.topic_replication)
     client = build(args).execute_async("tda-streams")
     job_id = client.get_job_id()
     deadline = time.monotonic() + 120

@@ -33,6 +33,8 @@ OPTIONS: list[tuple[str, str, str, type, str]] = [
     ("--alerts-topic", "TDA_KAFKA_ALERTS_TOPIC", "tda_alerts", str, "alerts only"),
     ("--dead-letter-topic", "TDA_FLINK_STREAM_DEAD_LETTER_TOPIC", "tda_stream_dead_letters", str,
      "malformed and late events, malformed specs and features"),
+    ("--topic-partitions", "TDA_KAFKA_PARTITIONS", "3", int, "partitions of a topic the job creates"),
+    ("--topic-replication", "TDA_KAFKA_REPLICATION_FACTOR", "1", int, "its replication factor"),
     ("--group-id", "TDA_FLINK_STREAM_GROUP_ID", "tda-flink-streams", str, "consumer group of the job"),
     ("--checkpoint-interval-seconds", "TDA_FLINK_STREAM_CHECKPOINT_INTERVAL_SECONDS", "1", float,
      "checkpoints (state, offsets; the score sinks commit on them)"),
