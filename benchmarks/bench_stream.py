@@ -189,12 +189,15 @@ def throughput(stack: Any, rate: float, duration_s: float, n_sources: int, threa
     sources = [f"load-{k}" for k in range(n_sources)]
     evs = {s: event_list(s, series(per_source, k)) for k, s in enumerate(sources)}
     batch = 500
-    step = max(1, batch // n_sources)  # each batch: a slice of every source, as interleaved traffic is
+    # Each posting connection carries its own sources, in order (as a source's sender does); a batch is a
+    # slice of each of them, so the sources interleave.
+    groups = [sources[k::threads] for k in range(threads)]
+    step = max(1, batch * threads // n_sources)
     batches, origin = [], []
     for i in range(0, per_source, step):
-        b = [e for s in sources for e in evs[s][i : i + step]]
-        batches.append(b)
-        origin.append(i)
+        for group in groups:
+            batches.append([e for s in group for e in evs[s][i : i + step]])
+            origin.append(i)
     http = stack.http()
     t0 = time.time()
     acked = post_paced(stack.service.base_url, batches, rate, threads)
