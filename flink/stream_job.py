@@ -79,52 +79,50 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ParseEvents(ProcessFunction):
+class _Parse(ProcessFunction):
+    """A schema-checked input message, shaped for the next operator, or a dead letter saying why not."""
+
+    kind = ""
+
     def __init__(self, schemas: dict[str, Any]) -> None:
         self._schemas = schemas
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self._parser = st.Parser(self._schemas)
 
-    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
-        try:
-            source_id, event = self._parser.event(value)
-        except st.InvalidMessage as exc:
-            yield DEAD_LETTERS, st.dead_letter(value, str(exc), "event", _now_ms())
-            return
-        yield source_id, event.ts, event.event_id, event.values
-
-
-class ParseSpecs(ProcessFunction):
-    def __init__(self, schemas: dict[str, Any]) -> None:
-        self._schemas = schemas
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self._parser = st.Parser(self._schemas)
+    def shape(self, value: str) -> Any:
+        raise NotImplementedError
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
         try:
-            spec = self._parser.spec(value)
+            out = self.shape(value)
         except st.InvalidMessage as exc:
-            yield DEAD_LETTERS, st.dead_letter(value, str(exc), "spec", _now_ms())
+            yield DEAD_LETTERS, st.dead_letter(value, str(exc), self.kind, _now_ms())
             return
-        yield json.dumps(spec)
+        yield out
 
 
-class ParseFeatures(ProcessFunction):
-    def __init__(self, schemas: dict[str, Any]) -> None:
-        self._schemas = schemas
+class ParseEvents(_Parse):
+    kind = "event"
 
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self._parser = st.Parser(self._schemas)
+    def shape(self, value: str) -> Any:
+        source_id, event = self._parser.event(value)
+        return source_id, event.ts, event.event_id, event.values
 
-    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterable[Any]:
-        try:
-            msg = self._parser.features(value)
-        except st.InvalidMessage as exc:
-            yield DEAD_LETTERS, st.dead_letter(value, str(exc), "features", _now_ms())
-            return
-        yield msg["source_id"], json.dumps(msg)
+
+class ParseSpecs(_Parse):
+    kind = "spec"
+
+    def shape(self, value: str) -> Any:
+        return json.dumps(self._parser.spec(value))
+
+
+class ParseFeatures(_Parse):
+    kind = "features"
+
+    def shape(self, value: str) -> Any:
+        msg = self._parser.features(value)
+        return msg["source_id"], json.dumps(msg)
 
 
 class _WithSpecs(KeyedBroadcastProcessFunction):
