@@ -19,6 +19,8 @@
 // freed only when the dimension is done, so a reader never sees freed memory.
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -308,23 +310,30 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
   std::atomic<bool> stop{false};
   std::exception_ptr error;
   std::mutex merge;
+  std::condition_variable wake;
+  int finished = 0;
   const double start = dim >= 2 ? 0.5 : 0.0;  // from dimension 2 on, half of a dimension's share went to assembly
   const double total = std::max<double>(1, columns.size());
 
   std::vector<std::unique_ptr<ColumnArena>> arenas;
   for (int t = 0; t < threads; ++t) arenas.emplace_back(new ColumnArena(budget_));
-  auto work = [&](int t) {
+  // With one thread the caller reduces and reports progress itself; with more, it only watches (wakes every
+  // 100 ms) while the workers reduce, so progress and cancel keep their pace however long a column takes.
+  auto fraction = [&]() { return progress_of(dim, start + (1 - start) * double(done.load()) / total); };
+  auto work = [&](int t, bool reports) {
     try {
       ColumnReducer<D> reducer(*this, shared, *arenas[t]);
-      while (!stop.load(std::memory_order_relaxed)) {
-        if (t == 0)
-          monitor_.poll(progress_of(dim, start + (1 - start) * double(done.load(std::memory_order_relaxed)) / total));
-        else if (monitor_.cancel_requested())
-          break;
+      auto keep_going = [&]() {
+        if (!reports) return !monitor_.cancel_requested();
+        monitor_.poll(fraction());  // throws Cancelled
+        return true;
+      };
+      while (!stop.load(std::memory_order_relaxed) && keep_going()) {
         const std::size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
         if (begin >= columns.size()) break;
         const std::size_t end = std::min(columns.size(), begin + chunk);
         for (std::size_t i = begin; i < end; ++i) {
+          if (((i - begin) & 7) == 7 && !keep_going()) break;  // within a chunk too: long columns take seconds
           // A column that took a later column's pivot hands that column back to be reduced again.
           std::size_t held = i, next_column = reducer.reduce(i, true);
           while (next_column != held) {
@@ -341,11 +350,33 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
       if (!error) error = std::current_exception();
       stop.store(true);
     }
+    std::lock_guard<std::mutex> lock(merge);
+    ++finished;
+    wake.notify_all();
   };
-  std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back(work, t);
-  work(0);
-  for (auto& w : workers) w.join();
+  if (threads == 1) {
+    work(0, true);
+  } else {
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) workers.emplace_back(work, t, false);
+    std::unique_lock<std::mutex> lock(merge);
+    while (finished < threads) {
+      wake.wait_for(lock, std::chrono::milliseconds(100));
+      if (finished < threads && !error) {
+        lock.unlock();
+        try {
+          monitor_.poll(fraction());
+        } catch (...) {
+          stop.store(true);  // the workers see the cancel flag (or this) within a few columns
+          std::lock_guard<std::mutex> relock(merge);
+          if (!error) error = std::current_exception();
+        }
+        lock.lock();
+      }
+    }
+    lock.unlock();
+    for (auto& w : workers) w.join();
+  }
   stats.threads = std::max(stats.threads, threads);
   stats.reduction_bytes = shared_bytes;
   for (const auto& arena : arenas) stats.reduction_bytes += arena->charged();

@@ -160,9 +160,35 @@ class StreamStack:
                 return records
             time.sleep(0.5)
         raise AssertionError(
-            f"{source_id}: {len(records)} of {n} scores after {timeout_s:.0f} s\n{self.job.tail(40)}\n"
-            f"{self.service.log_text()[-3000:]}"
+            f"{source_id}: {len(records)} of {n} scores after {timeout_s:.0f} s\n{self.progress_report(http)}\n"
+            f"{self.job.tail(40)}\n{self.service.log_text()[-3000:]}"
         )
+
+    def topic_offsets(self, isolation_level: str = "read_uncommitted") -> dict[str, int | None]:
+        """Every topic's end offset summed over its partitions (None: no such topic)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, isolation_level=isolation_level)
+        try:
+            out: dict[str, int | None] = {}
+            for topic in sorted(consumer.topics()):
+                parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+                out[topic] = sum(consumer.end_offsets(parts).values()) if parts else None
+            return out
+        finally:
+            consumer.close()
+
+    def progress_report(self, http: Any) -> str:
+        """Where the records stopped: each topic's offsets, the job's checkpoints, the stream health."""
+        lines = []
+        with contextlib.suppress(Exception):
+            lines.append(f"end offsets (uncommitted): {self.topic_offsets()}")
+            lines.append(f"end offsets (committed): {self.topic_offsets('read_committed')}")
+        checkpoints = sorted(p.name for p in (self.root / "checkpoints").glob("*/chk-*"))
+        lines.append(f"checkpoints: {len(checkpoints)} (last {checkpoints[-1:]})")
+        with contextlib.suppress(Exception):
+            lines.append(f"stream health: {self.streams_health(http)}")
+        return "\n".join(lines)
 
 
 # Replays for the stream tests: years-old event times, posted as fast as the API takes them.
