@@ -184,11 +184,31 @@ class StreamStack:
         with contextlib.suppress(Exception):
             lines.append(f"end offsets (uncommitted): {self.topic_offsets()}")
             lines.append(f"end offsets (committed): {self.topic_offsets('read_committed')}")
+        with contextlib.suppress(Exception):
+            lines.append(f"consumer groups (committed offsets): {self.group_offsets()}")
         checkpoints = sorted(p.name for p in (self.root / "checkpoints").glob("*/chk-*"))
         lines.append(f"checkpoints: {len(checkpoints)} (last {checkpoints[-1:]})")
         with contextlib.suppress(Exception):
             lines.append(f"stream health: {self.streams_health(http)}")
+        for log in sorted((self.root / "flink" / "jvm-log").glob("*.log")):  # the job's JVM: warnings, errors
+            worth = [ln for ln in log.read_text(errors="replace").splitlines() if " WARN " in ln or " ERROR " in ln]
+            worth = [ln for ln in worth if "Name collision" not in ln]
+            lines += [f"{log.name} ({len(worth)} warnings/errors, last 15):", *(ln[:400] for ln in worth[-15:])]
         return "\n".join(lines)
+
+    def group_offsets(self) -> dict[str, int]:
+        """Each consumer group's committed offsets summed over its partitions."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        try:
+            out: dict[str, int] = {}
+            for group in sorted(g["group_id"] for g in admin.list_groups()):
+                for offsets in admin.list_group_offsets(group).values():
+                    out[group] = sum(o.offset for o in offsets.values() if o.offset >= 0)
+            return out
+        finally:
+            admin.close()
 
 
 # Replays for the stream tests: years-old event times, posted as fast as the API takes them.
