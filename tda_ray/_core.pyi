@@ -41,6 +41,7 @@ def rips_from_points(
     collapse: CollapseMode = ...,
     metric: Metric = ...,
     metric_p: float = 2.0,
+    cocycles: bool = False,
 ) -> dict[str, Any]: ...
 def rips_from_lower_distances(
     lower: npt.NDArray[np.float64],
@@ -53,6 +54,7 @@ def rips_from_lower_distances(
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
     collapse: CollapseMode = ...,
+    cocycles: bool = False,
 ) -> dict[str, Any]: ...
 def rips_from_sparse(
     rows: npt.NDArray[np.int64],
@@ -67,6 +69,7 @@ def rips_from_sparse(
     progress: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,
     collapse: CollapseMode = ...,
+    cocycles: bool = False,
 ) -> dict[str, Any]: ...
 def estimate_rips_from_points(
     points: npt.ArrayLike,

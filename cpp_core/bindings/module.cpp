@@ -43,9 +43,10 @@ tda::Monitor make_monitor(const py::object& progress, const CancelToken* cancel)
 }
 
 tda::RipsRequest make_request(tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-                              std::size_t memory_limit, tda::CollapseMode collapse,
+                              std::size_t memory_limit, tda::CollapseMode collapse, bool cocycles,
                               tda::MetricKind metric = tda::MetricKind::euclidean, double metric_p = 2) {
   tda::RipsRequest r;
+  r.cocycles = cocycles;
   r.metric = {metric, metric_p};
   r.maxdim = maxdim;
   r.threshold = static_cast<tda::value_t>(threshold);
@@ -74,6 +75,7 @@ py::dict to_python(const tda::RipsStats& stats) {
     item["reduction_bytes"] = d.reduction_bytes;
     item["pairs"] = d.pairs;
     item["essential"] = d.essential;
+    item["cocycle_bytes"] = d.cocycle_bytes;
     item["assembly_s"] = d.assembly_seconds;
     item["reduction_s"] = d.reduction_seconds;
     dimensions.append(item);
@@ -105,8 +107,21 @@ py::dict to_python(const tda::RipsResult& result) {
     }
     diagrams.append(pairs);
   }
+  // Cocycles as (k, d + 2) int64 arrays; none at all when they were not asked for.
+  py::list cocycles;
+  for (std::size_t d = 0; d < result.cocycles.size(); ++d) {
+    py::list of_dim;
+    const auto width = static_cast<py::ssize_t>(d + 2);
+    for (const auto& rows : result.cocycles[d]) {
+      py::array_t<std::int64_t> cocycle({static_cast<py::ssize_t>(rows.size()) / width, width});
+      std::copy(rows.begin(), rows.end(), cocycle.mutable_data());
+      of_dim.append(cocycle);
+    }
+    cocycles.append(of_dim);
+  }
   py::dict out;
   out["diagrams"] = diagrams;
+  out["cocycles"] = result.cocycles.empty() ? py::object(py::none()) : py::object(cocycles);
   out["sparse"] = result.sparse;
   out["threshold"] = static_cast<double>(result.threshold);
   out["estimated_bytes"] = result.estimated_bytes;
@@ -172,11 +187,11 @@ PYBIND11_MODULE(_core, m) {
       "rips_from_points",
       [](Points points, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
          std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse,
-         tda::MetricKind metric, double metric_p) {
+         tda::MetricKind metric, double metric_p, bool cocycles) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(progress, cancel);
         const auto request =
-            make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse, metric, metric_p);
+            make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse, cocycles, metric, metric_p);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -187,16 +202,17 @@ PYBIND11_MODULE(_core, m) {
       py::arg("points"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
       py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr,
       py::arg("collapse") = tda::CollapseMode::automatic, py::arg("metric") = tda::MetricKind::euclidean,
-      py::arg("metric_p") = 2.0);
+      py::arg("metric_p") = 2.0, py::arg("cocycles") = false);
 
   m.def(
       "rips_from_lower_distances",
       [](Points lower, tda::index_t n, tda::index_t maxdim, double threshold, tda::coefficient_t coeff, int n_threads,
-         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse) {
+         std::size_t memory_limit, py::object progress, const CancelToken* cancel, tda::CollapseMode collapse,
+         bool cocycles) {
         if (lower.ndim() != 1 || lower.shape(0) != n * (n - 1) / 2)
           throw tda::InputError("the lower triangle must hold n(n-1)/2 distances");
         auto monitor = make_monitor(progress, cancel);
-        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse, cocycles);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -206,18 +222,18 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("lower"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"), py::arg("coeff"), py::arg("n_threads"),
       py::arg("memory_limit"), py::arg("progress") = py::none(), py::arg("cancel") = nullptr,
-      py::arg("collapse") = tda::CollapseMode::automatic);
+      py::arg("collapse") = tda::CollapseMode::automatic, py::arg("cocycles") = false);
 
   m.def(
       "rips_from_sparse",
       [](Indices rows, Indices cols, Points values, tda::index_t n, tda::index_t maxdim, double threshold,
          tda::coefficient_t coeff, int n_threads, std::size_t memory_limit, py::object progress,
-         const CancelToken* cancel, tda::CollapseMode collapse) {
+         const CancelToken* cancel, tda::CollapseMode collapse, bool cocycles) {
         if (rows.ndim() != 1 || cols.ndim() != 1 || values.ndim() != 1 || rows.shape(0) != values.shape(0) ||
             cols.shape(0) != values.shape(0))
           throw tda::InputError("rows, cols and values must be 1-dimensional arrays of the same length");
         auto monitor = make_monitor(progress, cancel);
-        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse);
+        const auto request = make_request(maxdim, threshold, coeff, n_threads, memory_limit, collapse, cocycles);
         tda::RipsResult result;
         {
           py::gil_scoped_release nogil;
@@ -227,7 +243,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("rows"), py::arg("cols"), py::arg("values"), py::arg("n"), py::arg("maxdim"), py::arg("threshold"),
       py::arg("coeff"), py::arg("n_threads"), py::arg("memory_limit"), py::arg("progress") = py::none(),
-      py::arg("cancel") = nullptr, py::arg("collapse") = tda::CollapseMode::automatic);
+      py::arg("cancel") = nullptr, py::arg("collapse") = tda::CollapseMode::automatic, py::arg("cocycles") = false);
 
   m.def(
       "estimate_rips_from_points",
@@ -236,7 +252,7 @@ PYBIND11_MODULE(_core, m) {
         if (points.ndim() != 2) throw tda::InputError("points must be a 2-dimensional array");
         auto monitor = make_monitor(py::none(), cancel);
         const auto request =
-            make_request(maxdim, threshold, coeff, 1, memory_limit, tda::CollapseMode::off, metric, metric_p);
+            make_request(maxdim, threshold, coeff, 1, memory_limit, tda::CollapseMode::off, false, metric, metric_p);
         tda::RipsEstimate estimate;
         {
           py::gil_scoped_release nogil;

@@ -280,9 +280,14 @@ RipsResult reduce(const D& dist, index_t maxdim, value_t threshold, bool sparse,
   options.threshold = threshold;
   options.modulus = r.request.modulus;
   options.n_threads = r.request.n_threads;
+  options.cocycles = r.request.cocycles;
   RipsPersistence<D> engine(dist, options, r.monitor, r.budget, result.stats);
   result.diagrams = engine.compute();
   result.diagrams.resize(r.request.maxdim + 1);
+  if (r.request.cocycles) {
+    result.cocycles = engine.take_cocycles();
+    result.cocycles.resize(r.request.maxdim + 1);
+  }
   result.stats.dimensions.resize(r.request.maxdim + 1);
   if (!result.stats.collapsed) result.stats.edges = result.stats.edges_after_collapse;
   result.stats.total_seconds = r.clock.seconds();
@@ -306,6 +311,11 @@ constexpr CollapseProbe kAutoProbe{0.05, 0.5};
 enum class CollapsePlan { none, probe, full };
 
 CollapsePlan collapse_plan(index_t n, std::size_t edges, index_t maxdim, const Run& r) {
+  if (r.request.cocycles) {
+    if (r.request.collapse == CollapseMode::on)
+      throw InputError("cocycles live on the uncollapsed complex: give collapse_edges false or \"auto\" with them");
+    return CollapsePlan::none;
+  }
   switch (r.request.collapse) {
     case CollapseMode::off:
       return CollapsePlan::none;

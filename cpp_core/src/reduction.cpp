@@ -84,14 +84,17 @@ struct SharedReduction {
   std::unique_ptr<std::atomic<const DiameterEntry*>[]> v;
   std::vector<value_t> death;
   std::vector<std::uint8_t> emergent;
+  // Cocycles asked for: a column that reduces to zero publishes its V too.
+  bool keep_essential;
 
-  SharedReduction(const std::vector<DiameterIndex>& c, PivotMap& p, index_t d)
+  SharedReduction(const std::vector<DiameterIndex>& c, PivotMap& p, index_t d, bool cocycles)
       : columns(c),
         pivots(p),
         dim(d),
         v(new std::atomic<const DiameterEntry*>[c.size()]),
         death(c.size()),
-        emergent(c.size(), 0) {
+        emergent(c.size(), 0),
+        keep_essential(cocycles) {
     for (std::size_t i = 0; i < c.size(); ++i) v[i].store(nullptr, std::memory_order_relaxed);
   }
   static std::size_t bytes_per_column() {
@@ -137,6 +140,7 @@ class ColumnReducer {
     }
     for (;;) {
       if (pivot.index < 0) {
+        if (shared_.keep_essential) publish(i);
         shared_.death[i] = infinity;
         shared_.emergent[i] = 0;
         return i;
@@ -254,14 +258,19 @@ class ColumnReducer {
   // Column i has `pivot`: publishes its V and its death before the pivot is
   // claimed, so whoever sees the claim sees them too.
   void settle(std::size_t i, const DiameterEntry& pivot) {
+    publish(i);
+    shared_.death[i] = pivot.diameter;
+    shared_.emergent[i] = 0;
+  }
+
+  // Publishes column i's V (the reduction column, its entries summed).
+  void publish(std::size_t i) {
     published_.clear();
     for (DiameterEntry e = engine_.pop_pivot(reduction_); e.index >= 0; e = engine_.pop_pivot(reduction_))
       published_.push_back(e);
     const DiameterEntry* old = shared_.v[i].load(std::memory_order_relaxed);
     if (old) counts.retired_entries += static_cast<std::size_t>(old->index);
     shared_.v[i].store(published_.empty() ? nullptr : arena_.store(published_), std::memory_order_release);
-    shared_.death[i] = pivot.diameter;
-    shared_.emergent[i] = 0;
   }
 
   const Engine& engine_;
@@ -302,7 +311,7 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
   DimensionStats& stats = stats_.dimensions[dim];
   const std::size_t shared_bytes = columns.size() * SharedReduction::bytes_per_column();
   budget_.charge(shared_bytes, "the reduction's column data");
-  SharedReduction shared(columns, pivots, dim);
+  SharedReduction shared(columns, pivots, dim, options_.cocycles);
 
   const std::size_t chunk = chunk_size(columns.size(), options_.n_threads);
   const int threads = static_cast<int>(std::clamp<std::size_t>(columns.size() / (2 * chunk), 1, options_.n_threads));
@@ -384,24 +393,54 @@ void RipsPersistence<D>::compute_pairs(const std::vector<DiameterIndex>& columns
   if (error) std::rethrow_exception(error);
   if (monitor_.cancel_requested()) throw Cancelled();
 
+  std::vector<Cocycle>* cocycles = options_.cocycles ? &cocycles_[dim] : nullptr;
+  std::size_t cocycle_bytes = 0;
   for (std::size_t i = 0; i < columns.size(); ++i) {
     const value_t death = shared.death[i];
-    if (death == infinity) {
-      diagram.emplace_back(columns[i].diameter, infinity);
-      ++stats.essential;
-    } else if (death > columns[i].diameter) {
+    const bool essential = death == infinity;
+    if (essential || death > columns[i].diameter) {
       diagram.emplace_back(columns[i].diameter, death);
-      ++stats.pairs;
+      ++(essential ? stats.essential : stats.pairs);
+      if (cocycles) {
+        cocycles->push_back(cocycle_of(columns[i], shared.v[i].load(std::memory_order_relaxed), dim));
+        const std::size_t bytes = cocycles->back().size() * sizeof(std::int64_t);
+        budget_.charge(bytes, "the cocycles");  // held until the result is returned
+        cocycle_bytes += bytes;
+      }
     }
     stats.emergent += shared.emergent[i];
   }
+  stats.cocycle_bytes += cocycle_bytes;
   stats.reduced += columns.size() - stats.emergent;
   stats.reduction_seconds += watch.seconds();
+}
+
+template <class D>
+Cocycle RipsPersistence<D>::cocycle_of(const DiameterIndex& column, const DiameterEntry* v, index_t dim) const {
+  std::vector<DiameterEntry> entries{DiameterEntry{column.diameter, 1, column.index}};
+  if (v) entries.insert(entries.end(), v + 1, v + 1 + v->index);
+  // Filtration order (the order ripser.py lists them in): diameter, then decreasing index.
+  std::sort(entries.begin(), entries.end(), [](const DiameterEntry& a, const DiameterEntry& b) {
+    return a.diameter < b.diameter || (a.diameter == b.diameter && a.index > b.index);
+  });
+  Cocycle out;
+  out.reserve(entries.size() * std::size_t(dim + 2));
+  std::array<index_t, kMaxVertices> vertices;
+  for (const DiameterEntry& e : entries) {
+    vertices_of(e.index, dim, vertices.data());
+    out.insert(out.end(), vertices.begin(), vertices.begin() + dim + 1);  // decreasing, as ripser.py
+    out.push_back(std::int64_t(e.coefficient));
+  }
+  return out;
 }
 
 template void RipsPersistence<DenseDistanceMatrix>::compute_pairs(const std::vector<DiameterIndex>&, PivotMap&, index_t,
                                                                   Diagram&);
 template void RipsPersistence<SparseDistanceMatrix>::compute_pairs(const std::vector<DiameterIndex>&, PivotMap&,
                                                                    index_t, Diagram&);
+template Cocycle RipsPersistence<DenseDistanceMatrix>::cocycle_of(const DiameterIndex&, const DiameterEntry*,
+                                                                  index_t) const;
+template Cocycle RipsPersistence<SparseDistanceMatrix>::cocycle_of(const DiameterIndex&, const DiameterEntry*,
+                                                                   index_t) const;
 
 }  // namespace tda

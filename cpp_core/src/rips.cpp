@@ -430,6 +430,7 @@ template <class D>
 std::vector<Diagram> RipsPersistence<D>::compute() {
   std::vector<Diagram> diagrams(options_.maxdim + 1);
   stats_.dimensions.assign(options_.maxdim + 1, DimensionStats{});
+  cocycles_.assign(options_.cocycles ? options_.maxdim + 1 : 0, {});
   std::vector<DiameterIndex> simplices, columns;
   compute_dim_0(diagrams[0], simplices, columns);
   for (index_t dim = 1; dim <= options_.maxdim; ++dim) {

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -264,6 +265,14 @@ class RipsParams(Params):
         ),
     )
     metric_p: MinkowskiExponent = Field(default=2.0, description="Exponent p >= 1 of the minkowski metric.")
+    cocycles: StrictBool = Field(
+        default=False,
+        description=(
+            "Also return a representative cocycle of every pair of dimension >= 1: rows of (d + 1 vertex "
+            "indices, coefficient in 0..p-1), as ripser.py's do_cocycles. Turns the edge collapse off "
+            "(collapse_edges true is refused)."
+        ),
+    )
     landmarks: LandmarkCount = Field(
         default=None,
         description=(
@@ -279,6 +288,10 @@ class RipsParams(Params):
             raise ValueError(f"metric_p is used by metric 'minkowski' only, got metric {self.metric!r}")
         if self.landmarks is not None and self.metric != "euclidean":
             raise ValueError(f"landmarks are chosen in Euclidean space, got metric {self.metric!r}")
+        if self.cocycles and self.collapse_edges is True:
+            raise ValueError(
+                'cocycles live on the uncollapsed complex: give collapse_edges false or "auto" (off with cocycles)'
+            )
         return self
 
     def landmark_count(self, n_points: int | None = None) -> int | None:

@@ -31,6 +31,13 @@ class PersistenceResult:
     ``reduced``: they add up to ``simplices`` from dimension 1 on), the reduction's work (``column_additions``,
     ``coboundaries``, ``heap_pushes``, ``rereduced``, ``retired_entries``, ``threads``, ``reduction_bytes``),
     ``pairs``, ``essential`` and the times ``assembly_s``, ``reduction_s``.
+
+    ``cocycles`` (Rips with ``cocycles=True``; else None): ``cocycles[k][i]`` is a representative cocycle of
+    the class ``diagrams[k][i]``, an int64 array of shape ``(m, k + 2)``: per row the ``k + 1`` vertex indices
+    of a ``k``-simplex (decreasing) and its coefficient in ``0..p-1``, as ripser.py gives them.  Restricted
+    to the complex at any scale in ``[birth, death)`` it is a cocycle whose class is not zero; the classes of
+    the pairs alive at a scale form a basis of the cohomology there.  ``cocycles[0]`` is empty (ripser.py's
+    convention).  Different thread counts may give different, equally valid representatives.
     """
 
     diagrams: list[npt.NDArray[np.float64]]
@@ -40,6 +47,7 @@ class PersistenceResult:
     n_points: int
     extras: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    cocycles: list[list[npt.NDArray[np.int64]]] | None = None
 
     def betti_numbers(self, scale: float) -> npt.NDArray[np.int64]:
         """Betti numbers of the complex at filtration value ``scale``."""
@@ -65,4 +73,5 @@ class PersistenceResult:
             "coeff": self.coeff,
             "threshold": self.threshold if self.threshold is not None and math.isfinite(self.threshold) else None,
             "n_points": self.n_points,
+            **({} if self.cocycles is None else {"cocycles": [[c.tolist() for c in dim] for dim in self.cocycles]}),
         }

@@ -167,7 +167,7 @@ def _run_core(
         n, rows, cols, values = _sparse_entries(X)
         if n == 0:
             raise ValueError("distance matrix is empty: at least one point is needed")
-        return n, _core.rips_from_sparse(rows, cols, values, n, *args, collapse)
+        return n, _core.rips_from_sparse(rows, cols, values, n, *args, collapse, cocycles=params.cocycles)
     arr = as_float_matrix(X, what)
     n = arr.shape[0]
     if n == 0:
@@ -181,10 +181,10 @@ def _run_core(
     if distance_matrix:
         _check_distance_matrix(arr)
         lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
-        return n, _core.rips_from_lower_distances(lower, n, *args, collapse)
+        return n, _core.rips_from_lower_distances(lower, n, *args, collapse, cocycles=params.cocycles)
     if arr.shape[1] == 0:
         raise ValueError("point cloud has zero coordinates per point")
-    return n, _core.rips_from_points(arr, *args, collapse, *_metric_args(params))
+    return n, _core.rips_from_points(arr, *args, collapse, *_metric_args(params), cocycles=params.cocycles)
 
 
 def run_rips(
@@ -212,6 +212,7 @@ def run_rips(
         n_points=n,
         extras={"sparse": out["sparse"], "effective_threshold": out["threshold"]},
         stats=out["stats"],
+        cocycles=out["cocycles"],
     )
 
 
@@ -229,6 +230,7 @@ def vietoris_rips(
     progress: Callable[[float], None] | None = None,
     cancel: Any | None = None,
     memory_limit: int | None = None,
+    cocycles: bool = False,
 ) -> PersistenceResult:
     """Persistent homology of the Vietoris–Rips filtration.
 
@@ -243,6 +245,8 @@ def vietoris_rips(
     available memory); work estimated above it is refused with :class:`MemoryLimitError` before it starts.
     ``collapse_edges`` (True, False or ``"auto"``) removes dominated edges before the reduction without
     changing the diagrams; the result's ``stats`` say what the run did and where its time went.
+    ``cocycles=True`` also returns a representative cocycle of every pair of dimension >= 1 (see
+    :attr:`PersistenceResult.cocycles`); the collapse is then off (``True`` is refused).
     """
     params = RipsParams.parse(
         maxdim=maxdim,
@@ -251,6 +255,7 @@ def vietoris_rips(
         collapse_edges=collapse_edges,
         metric=metric,
         metric_p=metric_p,
+        cocycles=cocycles,
     )
     options = RunOptions.parse(n_threads=n_threads, memory_limit=memory_limit)
     return run_rips(X, params, options, distance_matrix=distance_matrix, progress=progress, cancel=cancel)

@@ -25,13 +25,18 @@ struct RipsRequest {
   int n_threads = 1;
   std::size_t memory_limit = 0;  // bytes; 0: default_memory_limit()
   CollapseMode collapse = CollapseMode::automatic;
+  // Representative cocycles of the pairs of dimension >= 1; they live on the
+  // uncollapsed complex, so "automatic" does not collapse and "on" is refused.
+  bool cocycles = false;
   Metric metric;  // between points (rips_from_points and its estimate only)
 };
 
 struct RipsResult {
   std::vector<Diagram> diagrams;  // index = homology dimension
-  bool sparse = false;            // which distance matrix kind ran
-  value_t threshold = infinity;   // the threshold the reduction used
+  // With request.cocycles: cocycles[d][i] represents diagrams[d][i] (dimension 0: none).
+  std::vector<std::vector<Cocycle>> cocycles;
+  bool sparse = false;           // which distance matrix kind ran
+  value_t threshold = infinity;  // the threshold the reduction used
   std::size_t estimated_bytes = 0;
   RipsStats stats;
 };

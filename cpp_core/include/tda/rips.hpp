@@ -22,6 +22,10 @@
 namespace tda {
 
 using Diagram = std::vector<std::pair<value_t, value_t>>;
+// A representative cocycle of a class of dimension d, row by row: the d + 1
+// vertices of a simplex (decreasing) and its coefficient in 0..p-1, as
+// ripser.py gives them.
+using Cocycle = std::vector<std::int64_t>;
 
 // Most vertices a simplex of the reduction can have (maxdim + 2).
 constexpr int kMaxVertices = 32;
@@ -73,6 +77,7 @@ struct RipsOptions {
   value_t threshold = infinity;  // simplices with diameter <= threshold enter
   coefficient_t modulus = 2;
   int n_threads = 1;
+  bool cocycles = false;  // keep a representative cocycle of every pair of dimension >= 1
 };
 
 template <class DistanceMatrix>
@@ -88,6 +93,9 @@ class RipsPersistence {
 
   // Diagrams for dimensions 0..maxdim; zero-persistence pairs are omitted.
   std::vector<Diagram> compute();
+  // With options.cocycles: per dimension, the cocycle of each pair of compute()'s diagram, in its order
+  // (dimension 0: none).
+  std::vector<std::vector<Cocycle>> take_cocycles() { return std::move(cocycles_); }
 
   // --- vocabulary shared with the coboundary enumerators ---
   index_t n() const { return n_; }
@@ -145,6 +153,8 @@ class RipsPersistence {
   DiameterEntry get_pivot(WorkingColumn& column) const;
 
   std::vector<DiameterIndex> edges() const;
+  // The column's simplex plus its V (count-prefixed, or null), as cocycle rows.
+  Cocycle cocycle_of(const DiameterIndex& column, const DiameterEntry* v, index_t dim) const;
   double progress_of(index_t dim, double fraction) const {
     return (double(dim) + fraction) / double(options_.maxdim + 1);
   }
@@ -158,6 +168,7 @@ class RipsPersistence {
   Monitor& monitor_;
   MemoryBudget& budget_;
   RipsStats& stats_;
+  std::vector<std::vector<Cocycle>> cocycles_;
 };
 
 }  // namespace tda

@@ -25,6 +25,7 @@ struct DimensionStats {
   std::size_t retired_entries = 0;   // V entries left behind by those re-reductions
   std::size_t pairs = 0;             // pairs of positive persistence
   std::size_t essential = 0;         // classes that never die
+  std::size_t cocycle_bytes = 0;     // the representative cocycles returned (when asked for)
   int threads = 0;                   // threads the reduction ran on (fewer than asked for few columns)
   std::size_t reduction_bytes = 0;   // memory the reduction charged: column data and V
   double assembly_seconds = 0;       // finding the columns (dimension 1: the apparent test of the edges)
