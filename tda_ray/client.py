@@ -98,6 +98,8 @@ class Result:
     raw: dict[str, Any] = field(repr=False)
     # Landmark jobs: requested, count, eps, bottleneck_bound (2 eps), timings; None for exact jobs.
     landmarks: dict[str, Any] | None = None
+    # Jobs with params cocycles: cocycles[d][i], an int64 (k, d + 2) array, represents diagrams[d][i]; else None.
+    cocycles: list[list[npt.NDArray[np.int64]]] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
@@ -110,7 +112,14 @@ class Result:
             elapsed_s=float(data["elapsed_s"]),
             raw=data,
             landmarks=data.get("landmarks"),
+            cocycles=_cocycles(data.get("cocycles")),
         )
+
+
+def _cocycles(per_dim: list[list[Any]] | None) -> list[list[npt.NDArray[np.int64]]] | None:
+    if per_dim is None:
+        return None
+    return [[np.asarray(c, dtype=np.int64).reshape(-1, d + 2) for c in of_dim] for d, of_dim in enumerate(per_dim)]
 
 
 class Client:
@@ -178,8 +187,7 @@ class Client:
 
     # --- service -------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", "/v1/health").json()
-        return data
+        return self._json("GET", "/v1/health")
 
     # --- point clouds --------------------------------------------------------
     def upload(self, points: Any, name: str | None = None, progress: bool = False) -> dict[str, Any]:
@@ -271,8 +279,7 @@ class Client:
         )
 
     def pointcloud(self, pointcloud_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", f"/v1/pointclouds/{pointcloud_id}").json()
-        return data
+        return self._json("GET", f"/v1/pointclouds/{pointcloud_id}")
 
     # --- jobs ------------------------------------------------------------------
     def submit(self, pointcloud: Any, *, algorithm: str = "vietoris_rips", **params: Any) -> dict[str, Any]:
@@ -288,8 +295,7 @@ class Client:
         else:
             pc_id = self.upload(pointcloud)["id"]
         body = {"pointcloud_id": pc_id, "algorithm": algorithm, "params": params}
-        data: dict[str, Any] = self._request("POST", "/v1/jobs", key=True, json=body).json()
-        return data
+        return self._json("POST", "/v1/jobs", key=True, json=body)
 
     def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
         """The job record; ``wait`` > 0 long-polls up to that many seconds for it to finish."""
@@ -304,12 +310,10 @@ class Client:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
-        data: dict[str, Any] = self._request("GET", "/v1/jobs", params=params).json()
-        return data
+        return self._json("GET", "/v1/jobs", params=params)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("DELETE", f"/v1/jobs/{job_id}").json()
-        return data
+        return self._json("DELETE", f"/v1/jobs/{job_id}")
 
     def wait(
         self, job_id: str, timeout: float | None = None, progress: bool = False, raise_on_failure: bool = True
@@ -371,7 +375,10 @@ class Client:
         return self._get_json(f"/v1/jobs/{job_a}/distance/{job_b}", {"metric": metric, **params})
 
     def _get_json(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", url, params=params).json()
+        return self._json("GET", url, params=params)
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = self._request(method, url, **kwargs).json()
         return data
 
     def compute(
@@ -400,8 +407,7 @@ class Client:
         key = uuid.uuid4().hex
 
         def post() -> dict[str, Any]:
-            data: dict[str, Any] = self._request("POST", "/v1/events", key=key, json={"events": body}).json()
-            return data
+            return self._json("POST", "/v1/events", key=key, json={"events": body})
 
         if retry_s <= 0:
             return post()
@@ -448,31 +454,21 @@ class Client:
         return sent
 
     def put_stream(self, source_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("PUT", f"/v1/streams/{source_id}", json=spec).json()
-        return data
+        return self._json("PUT", f"/v1/streams/{source_id}", json=spec)
 
     def stream(self, source_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", f"/v1/streams/{source_id}").json()
-        return data
+        return self._get_json(f"/v1/streams/{source_id}", {})
 
     def streams(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._request("GET", "/v1/streams").json()["items"]
+        items: list[dict[str, Any]] = self._get_json("/v1/streams", {})["items"]
         return items
 
     def scores(self, source_id: str, since: Any = None, limit: int = 500) -> dict[str, Any]:
         """A page of the source's scores: ``{"items", "next_since"}`` (pass ``next_since`` back for more)."""
-        params: dict[str, Any] = {"limit": limit}
-        if since is not None:
-            params["since"] = rfc3339(since)
-        data: dict[str, Any] = self._request("GET", f"/v1/streams/{source_id}/scores", params=params).json()
-        return data
+        return self._get_json(f"/v1/streams/{source_id}/scores", _page(since, limit))
 
     def alerts(self, since: Any = None, limit: int = 500) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
-        if since is not None:
-            params["since"] = rfc3339(since)
-        data: dict[str, Any] = self._request("GET", "/v1/alerts", params=params).json()
-        return data
+        return self._get_json("/v1/alerts", _page(since, limit))
 
     def follow_scores(self, source_id: str, since: Any = None, poll_s: float = 1.0) -> Iterator[dict[str, Any]]:
         """Every score of the source from ``since`` on, as they arrive (an endless iterator)."""
@@ -489,6 +485,10 @@ class Client:
             if page["items"]:
                 since = page["items"][-1]["window_end"]
             time.sleep(poll_s)
+
+
+def _page(since: Any, limit: int) -> dict[str, Any]:
+    return {"limit": limit} if since is None else {"limit": limit, "since": rfc3339(since)}
 
 
 def _transient(exc: BaseException) -> bool:

@@ -72,6 +72,25 @@ def test_compute_with_progress_bar(client: Client, capsys: pytest.CaptureFixture
     assert job["id"] in {j["id"] for j in client.jobs(status="succeeded", limit=500)["items"]}
 
 
+def test_cocycles_through_the_service_equal_the_engine(client: Client) -> None:
+    X = cloud(60, seed=4)
+    job = client.submit(X, maxdim=2, coeff=3, cocycles=True)
+    client.wait(job["id"], timeout=120)
+    res = client.result(job["id"])
+    ref = vietoris_rips(X, maxdim=2, coeff=3, cocycles=True)
+    assert res.cocycles is not None and ref.cocycles is not None and res.cocycles[0] == []
+    for d in (1, 2):
+        assert len(res.cocycles[d]) == len(ref.cocycles[d]) == len(res.diagrams[d]) > 0
+        for ours, theirs in zip(res.cocycles[d], ref.cocycles[d], strict=True):
+            assert ours.dtype == np.int64 and np.array_equal(ours, theirs)
+    plain = client.submit(X, maxdim=1)
+    client.wait(plain["id"], timeout=120)
+    assert client.result(plain["id"]).cocycles is None
+    with pytest.raises(ApiError) as err:
+        client.submit(X, maxdim=1, cocycles=True, collapse_edges=True)
+    assert err.value.status_code == 422 and "collapse_edges" in str(err.value)
+
+
 def test_upload_files_and_reuse_the_cloud(client: Client, tmp_path: Path) -> None:
     X = cloud(70, seed=2, d=2)
     npy, csv = tmp_path / "c.npy", tmp_path / "c.csv"

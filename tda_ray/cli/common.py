@@ -197,7 +197,13 @@ def format_intervals(result: Any) -> str:
     """Human-readable diagrams: one header per dimension, one ``[birth, death)`` line per interval."""
     thr = "inf" if result.threshold is None else fmt(result.threshold)
     lines = [f"# {result.n_points} points, maxdim {result.maxdim}, coeff {result.coeff}, threshold {thr}"]
+    cocycles = getattr(result, "cocycles", None)
     for dim, dgm in enumerate(result.diagrams):
         lines.append(f"dim {dim}: {len(dgm)} interval{'s' if len(dgm) != 1 else ''}")
-        lines.extend(f"  [{fmt(b)}, {fmt(d)})" for b, d in dgm.tolist())
+        for i, (b, d) in enumerate(dgm.tolist()):
+            line = f"  [{fmt(b)}, {fmt(d)})"
+            if cocycles is not None and dim >= 1:  # simplex (vertices joined by '-') : coefficient
+                rows = cocycles[dim][i].tolist()
+                line += "  cocycle " + " ".join("-".join(map(str, r[:-1])) + f":{r[-1]}" for r in rows)
+            lines.append(line)
     return "\n".join(lines)

@@ -275,14 +275,16 @@ def ripser(
     *,
     metric: str = "euclidean",
     metric_p: float = 2.0,
+    do_cocycles: bool = False,
 ) -> dict[str, Any]:
-    """Drop-in for ``ripser.ripser``'s common arguments: returns ``{"dgms": [...], "thresh": ...}``.
+    """Drop-in for ``ripser.ripser``'s common arguments: returns ``{"dgms": [...], "cocycles": [...], "thresh": ...}``.
 
     ``X`` may be a scipy.sparse distance matrix (``distance_matrix=True``), as in ripser.py.  ``metric``
     takes ripser.py's (scikit-learn's) names for the engine's metrics — "euclidean"/"l2",
     "manhattan"/"cityblock"/"l1", "chebyshev", "cosine", "minkowski" (``metric_p``, 2 as in scikit-learn) —
     and "precomputed" (``X`` is a distance matrix); as in ripser.py it is ignored for a distance matrix.
-    Cocycles, greedy permutations and callable metrics are not offered.
+    ``do_cocycles`` gives ripser.py's ``cocycles`` (per dimension, one (k, d + 2) array per pair; empty lists
+    without it).  Greedy permutations and callable metrics are not offered.
     """
     name = metric.lower() if isinstance(metric, str) else metric
     if name == "precomputed":
@@ -298,5 +300,7 @@ def ripser(
         metric=_SKLEARN_METRICS.get(name, name) if isinstance(name, str) else name,
         metric_p=metric_p,
         n_threads=n_threads,
+        cocycles=do_cocycles,
     )
-    return {"dgms": result.diagrams, "thresh": thresh}
+    cocycles = result.cocycles if result.cocycles is not None else [[] for _ in result.diagrams]
+    return {"dgms": result.diagrams, "cocycles": cocycles, "thresh": thresh}

@@ -13,8 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 from tda_ray.engine import images, vectorize
 from tda_ray.engine.learn.base import CollectionTransformer, map_slices
 from tda_ray.engine.learn.padded import check_diagrams, diagram_dimensions, subdiagrams
+from tda_ray.engine.learn.params import AmplitudeParams, PersistenceEntropyParams
 from tda_ray.engine.learn.representations import finite_diagrams, samplings
-from tda_ray.engine.params import AmplitudeParams, PersistenceEntropyParams
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from tda_ray.engine.learn.base import CollectionTransformer, map_slices
 from tda_ray.engine.learn.padded import pad
-from tda_ray.engine.params import Params, RipsParams, VietorisRipsPersistenceParams
+from tda_ray.engine.learn.params import VietorisRipsPersistenceParams
+from tda_ray.engine.params import Params, RipsParams
 from tda_ray.engine.rips import run_rips
 
 FloatArray = npt.NDArray[np.float64]

@@ -9,7 +9,7 @@ import numpy.typing as npt
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tda_ray.engine.learn.base import CollectionTransformer
-from tda_ray.engine.params import SlidingWindowParams, TakensEmbeddingParams
+from tda_ray.engine.learn.params import SlidingWindowParams, TakensEmbeddingParams
 
 __all__ = ["SlidingWindow", "TakensEmbedding"]
 

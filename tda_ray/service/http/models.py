@@ -186,6 +186,18 @@ def _result_out(alg: Algorithm) -> type[BaseModel]:
         ),
         "finished_at": (datetime | None, ...),
     }
+    if "cocycles" in alg.params.model_fields:
+        fields["cocycles"] = (
+            list[list[list[list[int]]]] | None,
+            Field(
+                default=None,
+                description=(
+                    "With params.cocycles: per homology dimension d, per pair of `diagrams` (same order), the "
+                    "representative cocycle as rows [d + 1 vertex indices (decreasing), coefficient in 0..p-1]; "
+                    "dimension 0 has none. Null without params.cocycles."
+                ),
+            ),
+        )
     if "landmarks" in alg.summary.model_fields:  # the wire name of the landmark report
         info = alg.summary.model_fields["landmarks"]
         fields["landmarks"] = (LandmarksOut | None, Field(default=None, description=info.description))

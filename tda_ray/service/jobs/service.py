@@ -57,6 +57,7 @@ class JobResult:
     job: JobRecord
     summary: DiagramSummary
     diagrams: list[npt.NDArray[np.float64]]
+    cocycles: list[list[npt.NDArray[np.int64]]] | None = None
 
 
 class JobService:
@@ -164,7 +165,7 @@ class JobService:
         job = self.store.get_job(job_id)
         res = self.store.get_result(job_id)
         summary = get_algorithm(job.algorithm).summary.model_validate(res.summary)
-        return JobResult(job=job, summary=summary, diagrams=res.diagrams)
+        return JobResult(job=job, summary=summary, diagrams=res.diagrams, cocycles=res.cocycles)
 
     def vectors(self, job_id: str, query: VectorsQuery) -> list[dict[str, Any]]:
         """The finished job's diagrams vectorized (:mod:`~.analysis`); Conflict before it succeeded."""

@@ -175,7 +175,7 @@ def _run(st: Store, settings: Settings, spec: JobSpec) -> dict[str, Any]:
         finished_at=finished,
         max_bytes=settings.kafka.max_message_bytes - 64 * 1024,  # headroom for the record batch framing
     )
-    key = st.save_result_blob(spec.job_id, spec.attempt, res.diagrams)
+    key = st.save_result_blob(spec.job_id, spec.attempt, res.diagrams, res.cocycles)
     ok = st.finish_success(spec.job_id, spec.attempt, summary, key, message, finished_at=finished)
     return {"job_id": spec.job_id, "outcome": "succeeded" if ok else "superseded"}
 

@@ -149,6 +149,8 @@ class ResultRecord:
     summary: dict[str, Any]
     diagrams: list[npt.NDArray[np.float64]]
     created_at: datetime
+    # Per dimension, one (k, d + 2) int64 array per pair; None when the job did not ask for cocycles.
+    cocycles: list[list[npt.NDArray[np.int64]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -341,11 +341,24 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
             )
             return res.rowcount == 1
 
-    def save_result_blob(self, job_id: str, attempt: int, diagrams: list[npt.NDArray[np.float64]]) -> str:
+    def save_result_blob(
+        self,
+        job_id: str,
+        attempt: int,
+        diagrams: list[npt.NDArray[np.float64]],
+        cocycles: list[list[npt.NDArray[np.int64]]] | None = None,
+    ) -> str:
         check_id(job_id, "job")
         key = f"results/{job_id}-{attempt}.npz"
+        arrays: dict[str, Any] = {f"arr_{k}": np.asarray(d, dtype=np.float64) for k, d in enumerate(diagrams)}
+        for d, of_dim in enumerate(cocycles or []):
+            # One array per dimension (rows of all its pairs) and the rows per pair: thousands of small arrays
+            # in one npz would cost more than the diagrams.
+            rows = [np.asarray(c, dtype=np.int64).reshape(-1, d + 2) for c in of_dim]
+            arrays[f"cocycles_{d}"] = np.concatenate(rows) if rows else np.zeros((0, d + 2), dtype=np.int64)
+            arrays[f"cocycle_rows_{d}"] = np.array([len(r) for r in rows], dtype=np.int64)
         buf = io.BytesIO()
-        np.savez(buf, *[np.asarray(d, dtype=np.float64) for d in diagrams])  # arr_0 = H0, arr_1 = H1, ...
+        np.savez(buf, **arrays)
         self.blobs.put(key, buf.getvalue())
         return key
 
@@ -418,9 +431,17 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
                 raise NotFound(f"result of job {job_id!r} not found")
             raise Conflict(_not_finished_message(job))
         npz = np.load(io.BytesIO(self.blobs.get(row.blob_key)), allow_pickle=False)
-        n_dims = len(npz.files)
+        n_dims = sum(name.startswith("arr_") for name in npz.files)
         diagrams = [np.asarray(npz[f"arr_{k}"], dtype=np.float64).reshape(-1, 2) for k in range(n_dims)]
-        return ResultRecord(job_id=job_id, summary=dict(row.summary), diagrams=diagrams, created_at=row.created_at)
+        cocycles = None
+        if "cocycles_0" in npz.files:
+            cocycles = []
+            for d in range(n_dims):
+                rows, counts = np.asarray(npz[f"cocycles_{d}"], dtype=np.int64), npz[f"cocycle_rows_{d}"]
+                cocycles.append(list(np.split(rows, np.cumsum(counts)[:-1])) if len(counts) else [])
+        return ResultRecord(
+            job_id=job_id, summary=dict(row.summary), diagrams=diagrams, created_at=row.created_at, cocycles=cocycles
+        )
 
     # --- outbox (drained by the Kafka sink) ------------------------------------
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:

@@ -116,6 +116,7 @@ def get_result(job_id: str, service: ServiceDep) -> Any:
             "params": job.params,
             "diagrams": to_json(res.diagrams),
             "finished_at": job.finished_at,
+            **({} if res.cocycles is None else {"cocycles": [[c.tolist() for c in d] for d in res.cocycles]}),
         }
     )
 
