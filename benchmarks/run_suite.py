@@ -47,7 +47,9 @@ ENGINES = {
     "ours1": "tda-ray, n_threads=1",
     "ours2": "tda-ray, n_threads=2",
     "ours1nc": "tda-ray, n_threads=1, collapse_edges=False",
+    "ours1cc": "tda-ray, n_threads=1, cocycles=True",
     "ripser": "ripser.py",
+    "ripsercc": "ripser.py, do_cocycles=True",
     "gph1": "giotto-ph, n_threads=1",
     "gph2": "giotto-ph, n_threads=2",
     "gph1c": "giotto-ph, n_threads=1, collapse_edges=True",
@@ -56,7 +58,7 @@ ENGINES = {
     "gudhic": "GUDHI RipsComplex + SimplexTree.collapse_edges() + expansion",
 }
 DEFAULT_ENGINES = ["ours1", "ours2", "ripser", "gph1", "gph2", "gph1c", "gph2c"]
-OURS = ("ours1", "ours2", "ours1nc")
+OURS = ("ours1", "ours2", "ours1nc", "ours1cc")
 # Peers that run on more than one thread (left out of the "best 1-thread peer").
 MULTI_THREAD = ("gph2", "gph2c")
 
@@ -125,12 +127,14 @@ def _compute(engine: str, case: Case, X: Any, stats_out: dict[str, Any]) -> list
             collapse_edges=False if engine == "ours1nc" else "auto",
             distance_matrix=case.distance_matrix,
             n_threads=2 if engine == "ours2" else 1,
+            cocycles=engine == "ours1cc",
         )
         stats_out.update(res.stats)
         return list(res.diagrams)
-    if engine == "ripser":
+    if engine in ("ripser", "ripsercc"):
         from ripser import ripser
 
+        cocycles = engine == "ripsercc"
         if sparse_input:
             return list(
                 ripser(
@@ -139,10 +143,18 @@ def _compute(engine: str, case: Case, X: Any, stats_out: dict[str, Any]) -> list
                     thresh=thresh,
                     coeff=case.coeff,
                     distance_matrix=True,
+                    do_cocycles=cocycles,
                 )["dgms"]
             )
         return list(
-            ripser(X, maxdim=case.maxdim, thresh=thresh, coeff=case.coeff, distance_matrix=case.distance_matrix)["dgms"]
+            ripser(
+                X,
+                maxdim=case.maxdim,
+                thresh=thresh,
+                coeff=case.coeff,
+                distance_matrix=case.distance_matrix,
+                do_cocycles=cocycles,
+            )["dgms"]
         )
     if engine.startswith("gph"):
         from gph import ripser_parallel
@@ -199,7 +211,7 @@ def child_main(engine: str, case_name: str, mem_cap_gib: float) -> None:
     # Import the engine's modules before the baseline so their RSS counts as interpreter, not computation.
     if engine in OURS:
         import tda_ray.engine  # noqa: F401
-    elif engine == "ripser":
+    elif engine.startswith("ripser"):
         import ripser  # noqa: F401
     elif engine.startswith("gph"):
         import gph  # noqa: F401
