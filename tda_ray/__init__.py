@@ -19,8 +19,10 @@ if TYPE_CHECKING:
         MemoryLimitError,
         PersistenceResult,
         cubical_persistence,
+        graph_distance_matrix,
         ripser,
         vietoris_rips,
+        vietoris_rips_graph,
     )
     from tda_ray.engine.distances import bottleneck_distance, pairwise_distances, wasserstein_distance
     from tda_ray.engine.learn import (
@@ -54,6 +56,7 @@ __all__ = [
     "__version__",
     "bottleneck_distance",
     "cubical_persistence",
+    "graph_distance_matrix",
     "landmark_rips",
     "load",
     "pairwise_distances",
@@ -62,6 +65,7 @@ __all__ = [
     "ripser",
     "run_batch",
     "vietoris_rips",
+    "vietoris_rips_graph",
     "wasserstein_distance",
 ]
 
@@ -73,6 +77,8 @@ _LAZY = {
     "cubical_persistence": "tda_ray.engine",
     "ripser": "tda_ray.engine",
     "vietoris_rips": "tda_ray.engine",
+    "graph_distance_matrix": "tda_ray.engine",
+    "vietoris_rips_graph": "tda_ray.engine",
     "load": "tda_ray.io",
     "bottleneck_distance": "tda_ray.engine.distances",
     "wasserstein_distance": "tda_ray.engine.distances",

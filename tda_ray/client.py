@@ -38,7 +38,6 @@ __all__ = ["ApiError", "Client", "JobFailed", "Result"]
 
 FINISHED = ("succeeded", "failed", "cancelled")
 _STREAM_TYPES = {"npy": "application/x-npy", "parquet": "application/vnd.apache.parquet"}
-_NPY_TYPE = _STREAM_TYPES["npy"]
 
 
 def _stream_type(filename: str, head: bytes) -> str | None:
@@ -190,19 +189,23 @@ class Client:
         return self._json("GET", "/v1/health")
 
     # --- point clouds --------------------------------------------------------
-    def upload(self, points: Any, name: str | None = None, progress: bool = False) -> dict[str, Any]:
-        """Upload an ``(n, d)`` array (sent as ``.npy``) or a file path (.npy, .csv/.txt, .parquet)."""
+    def upload(
+        self, points: Any, name: str | None = None, progress: bool = False, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Upload an ``(n, d)`` array (sent as ``.npy``) or a file path (.npy, .csv/.txt, .parquet);
+        ``kind="distance_matrix"``: a square matrix of distances instead of points."""
         if isinstance(points, (str, os.PathLike)):
-            return self.upload_file(points, name=name, progress=progress)
+            return self.upload_file(points, name=name, progress=progress, kind=kind)
         arr = np.asarray(points)
         if arr.dtype == object or arr.dtype.kind not in "iuf":
             raise ValueError(f"points must be a numeric array, got dtype {arr.dtype}")
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
-        return self._send_binary(buf, buf.getbuffer().nbytes, _NPY_TYPE, name or "points.npy", progress)
+        size, ctype = buf.getbuffer().nbytes, _STREAM_TYPES["npy"]
+        return self._send_binary(buf, size, ctype, name or "points.npy", progress, kind)
 
     def upload_file(
-        self, path: str | os.PathLike[str], name: str | None = None, progress: bool = False
+        self, path: str | os.PathLike[str], name: str | None = None, progress: bool = False, kind: str | None = None
     ) -> dict[str, Any]:
         """Upload a file.  ``.npy`` and Parquet go as binary (one request, or an upload session of parts
         for files over ``part_size``: the server never holds such a cloud whole, and a failed part is
@@ -211,14 +214,14 @@ class Client:
         with p.open("rb") as fh:
             ctype = _stream_type(p.name, fh.read(8))
             if ctype is not None:
-                return self._send_binary(fh, p.stat().st_size, ctype, name or p.name, progress)
-        form = {"name": name or p.name}
-        files = {"file": (p.name, p.read_bytes())}
-        resp = self._request("POST", "/v1/pointclouds", key=True, files=files, data=form)
-        out: dict[str, Any] = resp.json()
-        return out
+                return self._send_binary(fh, p.stat().st_size, ctype, name or p.name, progress, kind)
+        form, files = {"name": name or p.name}, {"file": (p.name, p.read_bytes())}
+        query = {"kind": kind} if kind else None
+        return self._json("POST", "/v1/pointclouds", key=True, files=files, data=form, params=query)
 
-    def _send_binary(self, fh: BinaryIO, size: int, ctype: str, name: str, progress: bool) -> dict[str, Any]:
+    def _send_binary(
+        self, fh: BinaryIO, size: int, ctype: str, name: str, progress: bool, kind: str | None = None
+    ) -> dict[str, Any]:
         from tqdm import tqdm
 
         bar = tqdm(total=size, unit="B", unit_scale=True, disable=not progress, file=sys.stderr, leave=False)
@@ -226,13 +229,13 @@ class Client:
         slow = httpx.Timeout(self._http.timeout.connect, read=max(self._http.timeout.read or 0, 600.0))
         try:
             fh.seek(0)
-            if size <= self.part_size:
+            if size <= self.part_size or kind:  # a distance matrix is checked whole: one request
                 data = fh.read()
                 resp = self._request(
                     "POST",
                     "/v1/pointclouds",
                     key=True,
-                    params={"name": name[:200]},
+                    params={"name": name[:200], **({"kind": kind} if kind else {})},
                     content=data,
                     headers={"Content-Type": ctype},
                     timeout=slow,
@@ -254,8 +257,7 @@ class Client:
                     raise
         finally:
             bar.close()
-        out: dict[str, Any] = resp.json()
-        return out
+        return dict(resp.json())
 
     def _complete(self, upload_id: str, timeout: httpx.Timeout) -> httpx.Response:
         """Complete a session; a large cloud answers 202 (still completing): poll until it is a point cloud."""

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+import tda_ray
 from tda_ray.engine import vietoris_rips
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +125,28 @@ def test_npy_and_distance_matrix_inputs(tmp_path: Path) -> None:
             fa = sorted_dgm([[x, math.inf if y is None else y] for x, y in a])
             fb = sorted_dgm([[x, math.inf if y is None else y] for x, y in b])
             np.testing.assert_allclose(fa, fb, rtol=1e-9, atol=1e-12)
+
+
+def test_graph_and_cocycle_options(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    edges = np.array([(i, j) for i in range(12) for j in range(i) if rng.random() < 0.4])
+    w = rng.uniform(0.5, 2.0, len(edges)).astype(np.float32).astype(np.float64)
+    path = tmp_path / "g.txt"
+    np.savetxt(path, np.c_[edges, w])
+    for filtration in ("edge", "shortest_path"):
+        proc = cli("rips", path, "--graph", filtration, "--cocycles", "--coeff", 3, "--json")
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        ref = tda_ray.vietoris_rips_graph(edges, w, filtration=filtration, coeff=3, cocycles=True)
+        assert doc == json.loads(json.dumps(ref.to_json_dict())) and len(doc["cocycles"]) == 2
+    text = cli("rips", path, "--graph", "edge", "--cocycles").stdout
+    assert "cocycle " in text or "dim 1: 0 intervals" in text
+    (tmp_path / "loop.txt").write_text("0 0 1\n")
+    bad = cli("rips", tmp_path / "loop.txt", "--graph", "edge")
+    assert bad.returncode == 2 and "self-loop at vertex 0" in bad.stderr
+    assert_no_traceback(bad)
+    forced = cli("rips", path, "--graph", "edge", "--cocycles", "--collapse-edges", "true")
+    assert forced.returncode == 2 and "collapse_edges" in forced.stderr
 
 
 def test_console_script_installed() -> None:

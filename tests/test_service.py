@@ -149,6 +149,57 @@ def test_file_uploads(http: httpx.Client, fmt: str) -> None:
     assert_same_diagrams(http.get(f"/v1/jobs/{job['id']}/result").json(), X, maxdim=1)
 
 
+def test_distance_matrix_uploads_and_jobs(http: httpx.Client) -> None:
+    X = cloud(40, seed=7)
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    lower = "\n".join(",".join(repr(float(v)) for v in D[i, :i]) for i in range(1, len(D)))
+    uploads = {
+        "json": http.post("/v1/pointclouds?kind=distance_matrix", json={"points": D.tolist()}),
+        "lower text": http.post("/v1/pointclouds", files={"file": ("d.lower_distance_matrix", lower.encode())}),
+        "npy body": http.post(
+            "/v1/pointclouds?kind=distance_matrix", content=_npy(D), headers={"Content-Type": "application/x-npy"}
+        ),
+    }
+    ref = vietoris_rips(D, distance_matrix=True, maxdim=1)
+    for how, r in uploads.items():
+        assert r.status_code == 201, (how, r.text)
+        pc = r.json()
+        assert (pc["kind"], pc["n_points"], pc["dim"]) == ("distance_matrix", 40, 40), how
+        assert http.get(f"/v1/pointclouds/{pc['id']}").json()["kind"] == "distance_matrix"
+        job = submit(http, pc["id"], maxdim=1)
+        assert wait_done(http, job["id"])["status"] == "succeeded", how
+        got = http.get(f"/v1/jobs/{job['id']}/result").json()["diagrams"][1]
+        arr = np.array([[b, math.inf if d is None else d] for b, d in got]).reshape(-1, 2)
+        np.testing.assert_allclose(arr, ref.diagrams[1], rtol=1e-6, err_msg=how)  # text rounds the distances
+    pc_id = uploads["json"].json()["id"]
+    assert upload_json_kind(http, X) == "points"  # a plain upload is still a point cloud
+    bad_jobs = {
+        "metric": {"algorithm": "vietoris_rips", "params": {"metric": "manhattan"}},
+        "landmarks": {"algorithm": "vietoris_rips", "params": {"landmarks": 10}},
+        "cubical": {"algorithm": "cubical", "params": {}},
+    }
+    for word, body in bad_jobs.items():
+        r = http.post("/v1/jobs", json={"pointcloud_id": pc_id, **body})
+        assert r.status_code == 422 and word in r.json()["detail"] and "distance matrix" in r.json()["detail"], r.text
+    asym = D.copy()
+    asym[0, 1] += 1.0
+    refusals = {
+        "symmetric": http.post("/v1/pointclouds?kind=distance_matrix", json={"points": asym.tolist()}),
+        "square": http.post("/v1/pointclouds?kind=distance_matrix", json={"points": D[:5].tolist()}),
+        "diagonal": http.post("/v1/pointclouds?kind=distance_matrix", json={"points": (D + 1).tolist()}),
+        "not a point cloud": http.post(
+            "/v1/pointclouds?kind=points", files={"file": ("d.lower_distance_matrix", lower.encode())}
+        ),
+        "kind": http.post("/v1/pointclouds?kind=graph", json={"points": D.tolist()}),
+    }
+    for word, r in refusals.items():
+        assert r.status_code == 422 and word in json.dumps(r.json()["detail"]), (word, r.text)
+
+
+def upload_json_kind(http: httpx.Client, X: np.ndarray) -> str:
+    return str(http.get(f"/v1/pointclouds/{upload_json(http, X)}").json()["kind"])
+
+
 def test_diagram_pictures(http: httpx.Client) -> None:
     job = submit(http, upload_json(http, cloud(50, seed=3)), maxdim=1)
     wait_done(http, job["id"])

@@ -39,6 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="treat an npy/parquet input as a square distance matrix instead of a point cloud",
     )
+    p.add_argument(
+        "--graph",
+        choices=("edge", "shortest_path"),
+        default=None,
+        help="the input is a weighted graph's edge list (rows: u v weight; vertices 0..n-1): Rips of its flag "
+        "filtration (edge) or of its shortest-path metric (shortest_path)",
+    )
     add_params_arguments(p, RipsParams)
     p.add_argument("--threads", type=positive_int, default=1, help="worker threads (default: 1)")
     p.add_argument("--memory-limit", type=parse_size, default=None, help="refuse work estimated above this (e.g. 4G)")
@@ -98,12 +105,16 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(n_threads=args.threads, memory_limit=args.memory_limit)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     fmt_name = tio.resolve_format(args.file, args.format)
-    distance = tio.is_distance_format(fmt_name) or args.distance_matrix
+    distance = tio.is_distance_format(fmt_name) or args.distance_matrix or args.graph is not None
     if params.landmarks is not None:
         if distance:
-            fail("--landmarks needs point coordinates, not a distance matrix")
+            fail("--landmarks needs point coordinates, not a distance matrix or a graph")
         return _landmark_run(args, params, options, show)
     X = tio.load(args.file, fmt_name)
+    if args.graph is not None:
+        from tda_ray.engine.graphs import graph_distance_matrix
+
+        X = graph_distance_matrix(X, filtration=args.graph)
     result = _compute_with_progress(X, params, options, distance, show)
     print(json.dumps(result.to_json_dict(), allow_nan=False) if args.json else format_intervals(result))
     return EXIT_OK

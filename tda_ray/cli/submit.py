@@ -15,6 +15,11 @@ ALGORITHM = get_algorithm(DEFAULT_ALGORITHM)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="point cloud file (.npy, .csv/.txt, .parquet), parsed by the server")
+    p.add_argument(
+        "--distance-matrix",
+        action="store_true",
+        help="the file is a square distance matrix (implied for *.distance_matrix, *.lower_distance_matrix)",
+    )
     p.add_argument("--server", default="http://127.0.0.1:8000", help="service URL (default: http://127.0.0.1:8000)")
     p.add_argument("--api-key", default=None, help="API key (default: $TDA_API_KEY)")
     add_params_arguments(p, ALGORITHM.params)
@@ -33,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args, ALGORITHM.params)
     try:
         with Client(args.server, api_key=key) as client:
-            pc = client.upload_file(args.file, progress=sys.stderr.isatty())
+            kind = "distance_matrix" if args.distance_matrix else None
+            pc = client.upload_file(args.file, progress=sys.stderr.isatty(), kind=kind)
             job = client.submit(pc["id"], algorithm=ALGORITHM.name, **params)
             if not args.wait:
                 print(json.dumps(job))

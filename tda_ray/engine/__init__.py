@@ -4,7 +4,7 @@ Knows nothing of Ray, HTTP, SQL or Kafka.
 
 * :mod:`~tda_ray.engine.params` — typed parameters (the one Python-side validator), :mod:`~.registry` — the
   algorithms, :mod:`~.rips` — Vietoris–Rips, :mod:`~.cubical` — cubical persistence of images and volumes,
-  :mod:`~.result` / :mod:`~.summary` — what a run returns,
+  :mod:`~.graphs` — weighted graphs as Rips input, :mod:`~.result` / :mod:`~.summary` — what a run returns,
   :mod:`~.diagrams` — diagrams and their JSON form.
 
 Submodules load on first use: :mod:`~tda_ray.engine.diagrams` (NumPy only) can be imported without the
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tda_ray.engine.cubical import CubicalParams, cubical_persistence
+    from tda_ray.engine.graphs import graph_distance_matrix, vietoris_rips_graph
     from tda_ray.engine.params import MAX_COEFF, RipsParams, RunOptions, is_prime
     from tda_ray.engine.registry import ALGORITHMS, Algorithm, get_algorithm
     from tda_ray.engine.result import PersistenceResult
@@ -36,14 +37,18 @@ __all__ = [
     "RunOptions",
     "cubical_persistence",
     "get_algorithm",
+    "graph_distance_matrix",
     "is_prime",
     "ripser",
     "vietoris_rips",
+    "vietoris_rips_graph",
 ]
 
 _LAZY = {
     "CubicalParams": "cubical",
     "cubical_persistence": "cubical",
+    "graph_distance_matrix": "graphs",
+    "vietoris_rips_graph": "graphs",
     "MAX_COEFF": "params",
     "RipsParams": "params",
     "RunOptions": "params",

@@ -49,6 +49,8 @@ class Algorithm:
     # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample) or "grid" (an image
     # or a volume: its values on a regular grid).
     data: str = "points"
+    # The kinds of stored data it takes: "points" (as above) and, for Rips, "distance_matrix" (square).
+    inputs: tuple[str, ...] = ("points",)
 
     def parse(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Params:
         """Checked parameters (ValueError ``name message`` for a bad one)."""
@@ -60,10 +62,19 @@ class Algorithm:
         params: Params,
         options: RunOptions | None = None,
         *,
+        kind: str = "points",
         progress: Callable[[float], None] | None = None,
         cancel: Any | None = None,
     ) -> PersistenceResult:
-        return self.run(data, params, options, progress=progress, cancel=cancel)
+        self.check_input(kind)
+        extra = {"distance_matrix": True} if kind == "distance_matrix" else {}
+        return self.run(data, params, options, progress=progress, cancel=cancel, **extra)
+
+    def check_input(self, kind: str) -> None:
+        """ValueError unless the algorithm takes data of this kind."""
+        if kind not in self.inputs:
+            takes = ", ".join(self.inputs)
+            raise ValueError(f"algorithm {self.name!r} does not take a {kind.replace('_', ' ')} (it takes: {takes})")
 
 
 def _summarize_rips(result: PersistenceResult, shape: tuple[int, ...], elapsed_s: float) -> DiagramSummary:
@@ -91,6 +102,7 @@ VIETORIS_RIPS = Algorithm(
     summarize=_summarize_rips,
     check_memory=rips.check_memory,
     estimate=_estimate_rips,
+    inputs=("points", "distance_matrix"),
 )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "EngineCancelled",
     "MemoryEstimate",
     "MemoryLimitError",
+    "check_distance_matrix",
     "check_memory",
     "default_memory_limit",
     "estimate_memory",
@@ -113,7 +114,9 @@ def estimate_memory(
     )
 
 
-def _check_distance_matrix(arr: np.ndarray[Any, Any]) -> None:
+def check_distance_matrix(arr: np.ndarray[Any, Any]) -> None:
+    """ValueError unless ``arr`` is a square, symmetric (up to text rounding), non-negative matrix with a zero
+    diagonal."""
     n = arr.shape[0]
     if arr.shape[0] != arr.shape[1]:
         raise ValueError(f"distance matrix must be square, got shape {arr.shape}")
@@ -179,7 +182,7 @@ def _run_core(
             f"{what} values up to {largest:.3g} give distances beyond the float32 range (3.4e38); rescale the data"
         )
     if distance_matrix:
-        _check_distance_matrix(arr)
+        check_distance_matrix(arr)
         lower = np.ascontiguousarray(arr[np.tril_indices(n, -1)])
         return n, _core.rips_from_lower_distances(lower, n, *args, collapse, cocycles=params.cocycles)
     if arr.shape[1] == 0:

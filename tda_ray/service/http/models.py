@@ -87,6 +87,9 @@ class HealthOut(HealthStatusOut):
 Coordinate = Annotated[float, Strict()]
 
 
+DataKind = Literal["points", "distance_matrix"]
+
+
 class PointCloudIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -105,8 +108,15 @@ class PointCloudOut(BaseModel):
     n_points: int
     dim: int
     name: str | None
-    source: str = Field(description="json, npy, point-cloud (text/CSV) or parquet")
+    source: str = Field(description="json, npy, point-cloud (text/CSV), distance, lower-distance or parquet")
     created_at: datetime
+    kind: DataKind = Field(
+        default="points",
+        description=(
+            "points: one row per point (n_points x dim); distance_matrix: an n_points x n_points matrix of "
+            "distances (dim = n_points), for Vietoris–Rips jobs."
+        ),
+    )
 
 
 class PointCloudList(BaseModel):

@@ -183,7 +183,14 @@ class Dispatcher:
         for claim in self.store.claim_queued(self.name, room):
             memory = claim.memory_bytes or self.admission.cap()  # rows of older versions: the largest
             spec = JobSpec(
-                claim.job_id, claim.attempt, claim.pointcloud_id, claim.blob_key, claim.algorithm, claim.params, memory
+                claim.job_id,
+                claim.attempt,
+                claim.pointcloud_id,
+                claim.blob_key,
+                claim.algorithm,
+                claim.params,
+                memory,
+                claim.kind,
             )
             try:
                 landmarks = get_algorithm(claim.algorithm).parse(claim.params).landmark_count() is not None

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from tda_ray import io as tio
 from tda_ray.engine.params import Params
 from tda_ray.engine.registry import Algorithm, get_algorithm
+from tda_ray.engine.rips import check_distance_matrix
 from tda_ray.engine.summary import DiagramSummary
 from tda_ray.io.arrays import as_float_matrix
 from tda_ray.service.jobs.admission import Admission
@@ -93,19 +94,33 @@ class JobService:
         return {"database": state, "storage": state, "components": {"kafka": kafka}}
 
     # --- point clouds ----------------------------------------------------------------------------
-    def create_pointcloud(self, points: Any, name: str | None, source: str = "json") -> PointCloudRecord:
-        arr = validate_points(points, self.settings)
-        return self.store.create_pointcloud(arr, name=name, source=source)
+    def create_pointcloud(
+        self, points: Any, name: str | None, source: str = "json", kind: str = "points"
+    ) -> PointCloudRecord:
+        """A point cloud, or with ``kind="distance_matrix"`` a square matrix of distances between points."""
+        what = "distance matrix" if kind == "distance_matrix" else "point cloud"
+        arr = validate_points(points, self.settings, what)
+        if kind == "distance_matrix":
+            try:
+                check_distance_matrix(arr)
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from exc
+        return self.store.create_pointcloud(arr, name=name, source=source, kind=kind)
 
-    def create_pointcloud_from_file(self, data: bytes, filename: str, name: str | None) -> PointCloudRecord:
+    def create_pointcloud_from_file(
+        self, data: bytes, filename: str, name: str | None, kind: str | None = None
+    ) -> PointCloudRecord:
+        """An uploaded file; Ripser's distance matrix formats (by extension) are distance matrices."""
         fmt = tio.detect_format(filename, data[:8])
         if tio.is_distance_format(fmt):
-            raise InvalidRequest(f"{filename}: distance matrices are not accepted here; upload a point cloud")
+            if kind == "points":
+                raise InvalidRequest(f"{filename} is a distance matrix (by its extension), not a point cloud")
+            kind = "distance_matrix"
         try:
             arr = tio.load_bytes(data, fmt, name=filename)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
-        return self.create_pointcloud(arr, name or filename, source=fmt)
+        return self.create_pointcloud(arr, name or filename, source=fmt, kind=kind or "points")
 
     def get_pointcloud(self, pointcloud_id: str) -> PointCloudRecord:
         return self.store.get_pointcloud(pointcloud_id)
@@ -124,8 +139,23 @@ class JobService:
         if maxdim is not None and maxdim > self.settings.max_maxdim:
             raise InvalidRequest(f"maxdim {maxdim} is above this server's limit of {self.settings.max_maxdim}")
         pc = self.store.get_pointcloud(pointcloud_id)  # 404 before anything is recorded
+        self._check_kind(alg, pc, clean)
         memory = self._admit(alg, pc, clean)
         return self.store.create_job(pointcloud_id, algorithm, clean.model_dump(mode="json"), memory_bytes=memory)
+
+    @staticmethod
+    def _check_kind(alg: Algorithm, pc: PointCloudRecord, params: Params) -> None:
+        """InvalidRequest unless the algorithm and its parameters apply to this kind of data."""
+        try:
+            alg.check_input(pc.kind)
+        except ValueError as exc:
+            raise InvalidRequest(f"{pc.id}: {exc}") from exc
+        if pc.kind != "distance_matrix":
+            return
+        if getattr(params, "metric", "euclidean") != "euclidean":
+            raise InvalidRequest(f"{pc.id} is a distance matrix: metric applies to point clouds only")
+        if params.landmark_count() is not None:
+            raise InvalidRequest(f"{pc.id} is a distance matrix: landmarks are chosen among points in Euclidean space")
 
     def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> int:
         """The job's memory reservation; InvalidRequest for work that can never fit (README "Admission")."""
@@ -143,7 +173,9 @@ class JobService:
             if count is not None:  # its task coordinates; the Rips task on the landmarks reserves its own
                 self.admission.reserve(alg, params, count, pc.dim, None)
                 return self.settings.job_memory_min_bytes
-            points = self.store.load_points(pc.id) if self.admission.needs_points(pc.n_points, params) else None
+            # The up-front estimate reads points; a distance matrix has the closed-form one only.
+            wants = pc.kind == "points" and self.admission.needs_points(pc.n_points, params)
+            points = self.store.load_points(pc.id) if wants else None
             return self.admission.reserve(alg, params, pc.n_points, pc.dim, points)
         except InvalidRequest:
             raise

@@ -47,6 +47,7 @@ class JobSpec:
     algorithm: str
     params: dict[str, Any]
     memory_bytes: int | None = None  # reserved on the node; the engine's memory limit (None: the largest)
+    kind: str = "points"  # what the stored array is: points, or a distance matrix
 
 
 class _Watcher(threading.Thread):
@@ -104,7 +105,7 @@ def _compute(
         return lm.result, (lm.sample.n_points, lm.sample.dim)
     with st.blobs.open(spec.blob_key) as fh:
         points = np.load(fh, allow_pickle=False)
-    res = alg.execute(points, params, options, progress=watcher.on_progress, cancel=token)
+    res = alg.execute(points, params, options, kind=spec.kind, progress=watcher.on_progress, cancel=token)
     return res, tuple(int(x) for x in points.shape)
 
 

@@ -101,6 +101,7 @@ class PointCloudRecord:
     dim: int
     source: str
     created_at: datetime
+    kind: str = "points"  # or "distance_matrix": a square matrix of distances between n points
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class Claim:
     params: dict[str, Any]
     blob_key: str  # where the job's cloud is stored
     memory_bytes: int | None = None  # what the job reserves on its node (None: rows of older versions)
+    kind: str = "points"  # what the stored array is (PointCloudRecord.kind)
 
 
 @dataclass(frozen=True)

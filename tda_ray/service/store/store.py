@@ -47,7 +47,13 @@ __all__ = ["Store"]
 
 def _pc_record(row: Any) -> PointCloudRecord:
     return PointCloudRecord(
-        id=row.id, name=row.name, n_points=row.n_points, dim=row.dim, source=row.source, created_at=row.created_at
+        id=row.id,
+        name=row.name,
+        n_points=row.n_points,
+        dim=row.dim,
+        source=row.source,
+        created_at=row.created_at,
+        kind=row.kind or "points",
     )
 
 
@@ -82,11 +88,13 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
     """
 
     # --- point clouds ------------------------------------------------------
-    def create_pointcloud(self, points: npt.NDArray[np.float64], *, name: str | None, source: str) -> PointCloudRecord:
+    def create_pointcloud(
+        self, points: npt.NDArray[np.float64], *, name: str | None, source: str, kind: str = "points"
+    ) -> PointCloudRecord:
         pc_id = new_id()
         key = f"pointclouds/{pc_id}.npy"
         self.blobs.put(key, npy_bytes(np.ascontiguousarray(points, dtype=np.float64)))
-        return self._register_pointcloud(pc_id, key, int(points.shape[0]), int(points.shape[1]), name, source)
+        return self._register_pointcloud(pc_id, key, int(points.shape[0]), int(points.shape[1]), name, source, kind)
 
     def create_pointcloud_from_blocks(
         self, blocks: Iterable[npt.NDArray[np.float64]], *, n_points: int, dim: int, name: str | None, source: str
@@ -118,9 +126,11 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
         return self._register_pointcloud(pc_id, key, n_points, dim, name, source)
 
     def _register_pointcloud(
-        self, pc_id: str, key: str, n_points: int, dim: int, name: str | None, source: str
+        self, pc_id: str, key: str, n_points: int, dim: int, name: str | None, source: str, kind: str = "points"
     ) -> PointCloudRecord:
-        rec = PointCloudRecord(id=pc_id, name=name, n_points=n_points, dim=dim, source=source, created_at=utcnow())
+        rec = PointCloudRecord(
+            id=pc_id, name=name, n_points=n_points, dim=dim, source=source, created_at=utcnow(), kind=kind
+        )
         with self._write() as conn:
             conn.execute(
                 pointclouds.insert().values(
@@ -130,6 +140,7 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
                     dim=rec.dim,
                     source=rec.source,
                     blob_key=key,
+                    kind=rec.kind,
                     created_at=rec.created_at,
                 )
             )
@@ -283,6 +294,7 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
                         jobs.c.params,
                         jobs.c.memory_bytes,
                         pointclouds.c.blob_key,
+                        pointclouds.c.kind,
                     )
                     .join(pointclouds, pointclouds.c.id == jobs.c.pointcloud_id)
                     .where(jobs.c.id == job_id)
@@ -296,6 +308,7 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
                     dict(row.params),
                     str(row.blob_key),
                     row.memory_bytes,
+                    row.kind or "points",
                 )
             )
         return claims

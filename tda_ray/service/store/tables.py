@@ -47,6 +47,8 @@ pointclouds = sa.Table(
     sa.Column("dim", sa.Integer, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("blob_key", sa.String(200), nullable=False),
+    # What the stored array is: "points" (rows are points) or "distance_matrix"; null in rows of older versions.
+    sa.Column("kind", sa.String(16), nullable=True),
     # Indexed for GET /v1/pointclouds (newest first).
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
@@ -161,6 +163,7 @@ ADDED_COLUMNS = [
     ("outbox", "message", "JSON"),
     ("uploads", "error", "TEXT"),
     ("jobs", "memory_bytes", "BIGINT"),
+    ("pointclouds", "kind", "VARCHAR(16)"),
 ]
 
 

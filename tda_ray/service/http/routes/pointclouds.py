@@ -15,7 +15,7 @@ from tda_ray.io.formats import BINARY_FORMATS, detect_format
 from tda_ray.service.http.deps import Auth, ServiceDep
 from tda_ray.service.http.idempotency import fingerprint, idempotent
 from tda_ray.service.http.middleware import STREAM_TYPES, BodyTimeout, BodyTooLarge
-from tda_ray.service.http.models import PointCloudIn, PointCloudList, PointCloudOut
+from tda_ray.service.http.models import DataKind, PointCloudIn, PointCloudList, PointCloudOut
 from tda_ray.service.http.openapi import IDEMPOTENCY, PC_LINKS, R401, R404, R409, R413, R415, R422, UPLOAD_BODY
 from tda_ray.service.jobs import InvalidRequest, PayloadTooLarge, PointCloudRecord
 from tda_ray.service.jobs.service import JobService
@@ -61,7 +61,7 @@ async def stream_upload(
     return await run_in_threadpool(service.uploads.finish, up, name, expected)
 
 
-async def _json_upload(service: JobService, body: bytes, name: str | None) -> PointCloudRecord:
+async def _json_upload(service: JobService, body: bytes, name: str | None, kind: str) -> PointCloudRecord:
     try:
         parsed = _POINTS.validate_json(body)
     except ValidationError as exc:
@@ -73,10 +73,12 @@ async def _json_upload(service: JobService, body: bytes, name: str | None) -> Po
                 e.pop("input", None)
             errors.append(e)
         raise RequestValidationError(errors) from exc
-    return await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name or name)
+    return await run_in_threadpool(service.create_pointcloud, parsed.points, parsed.name or name, "json", kind)
 
 
-async def _multipart_upload(service: JobService, request: Request, name: str | None) -> PointCloudRecord:
+async def _multipart_upload(
+    service: JobService, request: Request, name: str | None, kind: str | None
+) -> PointCloudRecord:
     try:
         form = await request.form(max_files=1, max_fields=4)
     except (HTTPException, BodyTooLarge, BodyTimeout):
@@ -92,7 +94,9 @@ async def _multipart_upload(service: JobService, request: Request, name: str | N
     filename = upload.filename or "upload"
     head = await upload.read(8)
     await upload.seek(0)
-    if detect_format(filename, head) in BINARY_FORMATS:  # spooled to disk by the parser: copy it on unread
+    # Spooled to disk by the parser: copy it on unread. A distance matrix is checked whole (it is bounded by
+    # the point limit squared), so it takes the in-memory path below.
+    if detect_format(filename, head) in BINARY_FORMATS and kind != "distance_matrix":
         return await stream_upload(service, _file_chunks(upload), form_name or name or filename, None)
     limit = service.settings.max_upload_bytes
     if (upload.size or 0) > limit:
@@ -101,7 +105,17 @@ async def _multipart_upload(service: JobService, request: Request, name: str | N
             "(send .npy or Parquet for larger clouds)"
         )
     data = await upload.read()
-    return await run_in_threadpool(service.create_pointcloud_from_file, data, filename, form_name or name)
+    return await run_in_threadpool(service.create_pointcloud_from_file, data, filename, form_name or name, kind)
+
+
+async def _whole_body(service: JobService, request: Request) -> bytes:
+    """A raw body read into memory, refused above the text upload limit."""
+    limit, buf = service.settings.max_upload_bytes, bytearray()
+    async for chunk in _body_chunks(request):
+        buf += chunk
+        if len(buf) > limit:
+            raise PayloadTooLarge(f"a distance matrix upload is limited to {limit} bytes")
+    return bytes(buf)
 
 
 @router.post(
@@ -116,8 +130,21 @@ async def upload_pointcloud(
     request: Request,
     service: ServiceDep,
     name: Annotated[str | None, Query(max_length=200, description="Name of a streamed .npy/Parquet body")] = None,
+    kind: Annotated[
+        DataKind | None,
+        Query(
+            description=(
+                "points (default) or distance_matrix: the upload is a square matrix of distances (checked: "
+                "symmetric, non-negative, zero diagonal). Files named *.distance_matrix or "
+                "*.lower_distance_matrix (Ripser's formats) are distance matrices without it."
+            )
+        ),
+    ] = None,
 ) -> Response:
     """Upload a point cloud: JSON ``{"points": [...]}``, a multipart ``file``, or a raw .npy/Parquet body.
+
+    With ``kind=distance_matrix`` (or a file in Ripser's distance matrix formats) the upload is a distance
+    matrix instead, whose rows are read as its points' distances; Vietoris–Rips jobs take it as such.
 
     .npy and Parquet (raw bodies, or multipart files) are written to storage as they arrive and checked
     block by block, so clouds far larger than the ingress' memory can be uploaded for landmark jobs.  Under
@@ -134,15 +161,19 @@ async def upload_pointcloud(
 
     async def run() -> tuple[int, Any]:
         if ctype == "application/json":
-            rec = await _json_upload(service, body or b"", name)
+            rec = await _json_upload(service, body or b"", name, kind or "points")
+        elif ctype in STREAM_TYPES and kind == "distance_matrix":
+            data = await _whole_body(service, request)
+            filename = "upload.parquet" if data.startswith(b"PAR1") else "upload.npy"  # by its magic bytes
+            rec = await run_in_threadpool(service.create_pointcloud_from_file, data, filename, name, kind)
         elif ctype in STREAM_TYPES:
             rec = await stream_upload(service, _body_chunks(request), name, STREAM_TYPES[ctype])
         else:
-            rec = await _multipart_upload(service, request, name)
+            rec = await _multipart_upload(service, request, name, kind)
         return 201, pointcloud_out(rec)
 
     def request_fingerprint() -> str:
-        return fingerprint(ctype, body, request.headers.get("content-length"), name)
+        return fingerprint(ctype, body, request.headers.get("content-length"), name, *([kind] if kind else []))
 
     return await idempotent(request, service, request_fingerprint, run)
 
