@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tda_ray.engine.learn import (
         Amplitude,
         BettiCurve,
+        CubicalPersistence,
         PersistenceEntropy,
         PersistenceImage,
         PersistenceLandscape,
@@ -43,6 +44,7 @@ __all__ = [
     "Amplitude",
     "BettiCurve",
     "CancelToken",
+    "CubicalPersistence",
     "EngineCancelled",
     "MemoryLimitError",
     "PersistenceEntropy",
@@ -89,6 +91,7 @@ _LAZY = {
         (
             "Amplitude",
             "BettiCurve",
+            "CubicalPersistence",
             "PersistenceEntropy",
             "PersistenceImage",
             "PersistenceLandscape",

@@ -30,6 +30,7 @@ import tda_ray
 from tda_ray import (
     Amplitude,
     BettiCurve,
+    CubicalPersistence,
     PersistenceEntropy,
     PersistenceImage,
     PersistenceLandscape,
@@ -48,7 +49,7 @@ DIAGRAM_TRANSFORMERS = [
     PersistenceEntropy(),
     Amplitude(),
 ]
-ALL = [VietorisRipsPersistence(), *DIAGRAM_TRANSFORMERS, SlidingWindow(), TakensEmbedding()]
+ALL = [VietorisRipsPersistence(), CubicalPersistence(), *DIAGRAM_TRANSFORMERS, SlidingWindow(), TakensEmbedding()]
 API_CHECKS = [
     check_parameters_default_constructible,
     check_no_attributes_set_in_init,
@@ -91,6 +92,33 @@ def test_takens_embedding_passes_the_estimator_checks() -> None:
             "check_transformer_data_not_an_array": "a list is a collection of series: a list of arrays comes back",
         },
     )
+
+
+def test_cubical_persistence_in_a_pipeline_and_its_refusals() -> None:
+    rng = np.random.default_rng(0)
+    # Images with one dark ring (an H1 class) against plain noise.
+    yy, xx = np.mgrid[:24, :24]
+    ring = np.abs(np.hypot(yy - 12, xx - 12) - 7) < 1.5
+    X = np.stack(
+        [np.where(ring, 0.0, 1.0) + 0.1 * rng.random((24, 24)) for _ in range(6)]
+        + [rng.random((24, 24)) * 0.2 for _ in range(6)]
+    )
+    y = np.array([1] * 6 + [0] * 6)
+    pipe = make_pipeline(CubicalPersistence(homology_dimensions=(1,)), Amplitude(metric="bottleneck"))
+    scores = pipe.fit_transform(X)
+    assert scores.shape == (12, 1) and scores[y == 1].min() > 3 * scores[y == 0].max()
+    direct = tda_ray.cubical_persistence(X[0], construction="T").diagrams[1]
+    ours = CubicalPersistence(homology_dimensions=(1,), infinity_values=1.0).fit_transform(X[:1])[0]
+    assert sorted(map(tuple, ours[ours[:, 0] < ours[:, 1], :2])) == sorted(map(tuple, direct))
+    for bad, message in [
+        ({"coeff": 3}, "Z/2"),
+        ({"periodic_dimensions": [True, False]}, "periodic"),
+        ({"homology_dimensions": []}, "non-empty"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            CubicalPersistence(**bad).fit(X)
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        CubicalPersistence().fit(np.zeros((2, 3)))
 
 
 def test_a_giotto_pipeline_classifies_circles_from_blobs() -> None:

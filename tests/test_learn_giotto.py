@@ -51,6 +51,13 @@ VR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "vr_unreduced": ("VietorisRipsPersistence", {"reduced_homology": False, "max_edge_length": 0.4}),
     "vr_coeff3": ("VietorisRipsPersistence", {"coeff": 3, "metric": "manhattan"}),
 }
+# (params, input): random images, images with many ties (small integers), volumes.
+CUBICAL_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "cubical": ({}, "I"),
+    "cubical_ties": ({"reduced_homology": False, "infinity_values": 9.0}, "Itied"),
+    "cubical_3d": ({"homology_dimensions": [0, 1, 2]}, "V"),
+    "cubical_h1": ({"homology_dimensions": [1]}, "Itied"),
+}
 DIAGRAM_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "betti": ("BettiCurve", {"n_bins": 37}),
     "landscape": ("PersistenceLandscape", {"n_layers": 3, "n_bins": 25}),
@@ -79,12 +86,19 @@ def reference() -> dict[str, np.ndarray]:
     X = clouds(0)
     fit = clouds(1)[:5]
     cases = [{"name": k, "steps": [[n, p]], "input": "X"} for k, (n, p) in VR_CASES.items()]
-    inputs: dict[str, np.ndarray] = {"X": X}
+    rng = np.random.default_rng(2)
+    inputs: dict[str, np.ndarray] = {
+        "X": X,
+        "I": rng.random((4, 17, 13)),
+        "Itied": rng.integers(0, 5, (4, 15, 15)).astype(np.float64),
+        "V": rng.random((3, 7, 6, 5)),
+    }
     # giotto-tda's diagrams of X feed both sides of every vectorization; the fit on other diagrams (the grid
     # comes from fit) is checked too.
     first = giotto_reference.run(cases[:1], inputs)["vr"]
     inputs |= {"D": first, "Dfit": giotto_reference.run(cases[:1], {"X": fit})["vr"]}
     cases += [{"name": k, "steps": [[n, p]], "input": "D"} for k, (n, p) in DIAGRAM_CASES.items()]
+    cases += [{"name": k, "steps": [["CubicalPersistence", p]], "input": i} for k, (p, i) in CUBICAL_CASES.items()]
     cases += [{"name": "fit_other", "steps": [["PersistenceLandscape", {"n_bins": 20}]], "input": "D"}]
     cases[-1]["fit_input"] = "Dfit"
     series = np.sin(np.linspace(0, 20, 97))[None] * np.array([[1.0], [2.0]])
@@ -114,6 +128,15 @@ def test_vietoris_rips_equals_giottos(reference: dict[str, np.ndarray], case: st
     theirs = reference[case]
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(canonical(ours), canonical(theirs), rtol=2e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", list(CUBICAL_CASES))
+def test_cubical_equals_giottos(reference: dict[str, np.ndarray], case: str) -> None:
+    params, key = CUBICAL_CASES[case]
+    ours = tda_ray.CubicalPersistence(**params).fit_transform(reference[key])
+    theirs = reference[case]
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(canonical(ours), canonical(theirs))
 
 
 @pytest.mark.parametrize("case", list(DIAGRAM_CASES))

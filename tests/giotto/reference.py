@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 
 CLASSES = {
     "VietorisRipsPersistence": homology.VietorisRipsPersistence,
+    "CubicalPersistence": homology.CubicalPersistence,
     "BettiCurve": diagrams.BettiCurve,
     "PersistenceLandscape": diagrams.PersistenceLandscape,
     "PersistenceImage": diagrams.PersistenceImage,

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tda_ray.engine.learn.features import Amplitude, PersistenceEntropy
-    from tda_ray.engine.learn.homology import PersistenceTransformer, VietorisRipsPersistence
+    from tda_ray.engine.learn.homology import CubicalPersistence, PersistenceTransformer, VietorisRipsPersistence
     from tda_ray.engine.learn.representations import BettiCurve, PersistenceImage, PersistenceLandscape, Silhouette
     from tda_ray.engine.learn.time_series import SlidingWindow, TakensEmbedding
 
 __all__ = [
     "Amplitude",
     "BettiCurve",
+    "CubicalPersistence",
     "PersistenceEntropy",
     "PersistenceImage",
     "PersistenceLandscape",
@@ -38,6 +39,7 @@ __all__ = [
 _LAZY = {
     "Amplitude": "features",
     "PersistenceEntropy": "features",
+    "CubicalPersistence": "homology",
     "PersistenceTransformer": "homology",
     "VietorisRipsPersistence": "homology",
     "BettiCurve": "representations",

@@ -4,7 +4,8 @@
 engine run per sample through joblib, giotto-tda's post-processing (the one infinite bar of H0 dropped when
 ``reduced_homology``, infinite deaths replaced by ``infinity_values_``, pairs on the diagonal dropped) and its
 padding (:mod:`~tda_ray.engine.learn.padded`).  A filtration is a subclass naming its parameter model and
-computing one sample's diagrams; ``CubicalPersistence`` (images, on ``tda_ray.engine.cubical``) will be one.
+computing one sample's diagrams: :class:`VietorisRipsPersistence` and :class:`CubicalPersistence` (images and
+volumes, on :mod:`tda_ray.engine.cubical`).
 """
 
 from __future__ import annotations
@@ -17,33 +18,35 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.utils.validation import check_is_fitted
 
+from tda_ray.engine.cubical import CubicalParams, run_cubical
 from tda_ray.engine.learn.base import CollectionTransformer, map_slices
 from tda_ray.engine.learn.padded import pad
-from tda_ray.engine.learn.params import VietorisRipsPersistenceParams
+from tda_ray.engine.learn.params import CubicalPersistenceParams, VietorisRipsPersistenceParams
 from tda_ray.engine.params import Params, RipsParams
 from tda_ray.engine.rips import run_rips
 
 FloatArray = npt.NDArray[np.float64]
 
-__all__ = ["PersistenceTransformer", "VietorisRipsPersistence"]
+__all__ = ["CubicalPersistence", "PersistenceTransformer", "VietorisRipsPersistence"]
 
 
-def _collection(X: Any, what: str) -> list[Any]:
-    """The samples of a 3-D array or of a list of 2-D arrays."""
+def _collection(X: Any, what: str, sample_ndim: tuple[int, ...] = (2,)) -> list[Any]:
+    """The samples of a 3-D array or of a list of 2-D arrays (or, with ``sample_ndim``, of other ranks)."""
     if hasattr(X, "tocsr") or any(hasattr(x, "tocsr") for x in (X if isinstance(X, (list, tuple)) else [])):
         raise ValueError(f"{what}: sparse matrices are not supported; pass dense arrays")
+    ranks = " or ".join(f"{n}-D" for n in sample_ndim)
     if isinstance(X, np.ndarray):
-        if X.ndim != 3:
-            hint = " (a single one? X[None, :, :])" if X.ndim == 2 else ""
-            raise ValueError(f"{what} must be a 3-D array or a list of 2-D arrays, got shape {X.shape}{hint}")
+        if X.ndim - 1 not in sample_ndim:
+            hint = " (a single one? X[None])" if X.ndim in sample_ndim else ""
+            raise ValueError(f"{what} must be an array of {ranks} samples or a list of them, got shape {X.shape}{hint}")
         return list(X)
     if not isinstance(X, Sequence) or isinstance(X, str) or len(X) == 0:
-        raise ValueError(f"{what} must be a non-empty 3-D array or list of 2-D arrays")
+        raise ValueError(f"{what} must be a non-empty array or list of {ranks} samples")
     samples = []
     for i, x in enumerate(X):
         arr = np.asarray(x)
-        if arr.ndim != 2:
-            raise ValueError(f"{what}[{i}] must be 2-dimensional, got shape {arr.shape}")
+        if arr.ndim not in sample_ndim:
+            raise ValueError(f"{what}[{i}] must be {ranks}, got shape {arr.shape}")
         samples.append(arr)
     return samples
 
@@ -56,22 +59,24 @@ class PersistenceTransformer(CollectionTransformer):
     """
 
     _what: ClassVar[str] = "X"
+    _sample_ndim: ClassVar[tuple[int, ...]] = (2,)
 
     def fit(self, X: Any, y: Any = None) -> PersistenceTransformer:
         """Check the hyperparameters and the collection's shape; set ``homology_dimensions_`` and
         ``infinity_values_`` (the death given to classes still alive at the end)."""
         params = self._checked(self._params)
-        for i, x in enumerate(_collection(X, self._what)):
+        samples = _collection(X, self._what, self._sample_ndim)
+        for i, x in enumerate(samples):
             self._check_sample(x, params, f"{self._what}[{i}]")
         self._fitted = params
         self.homology_dimensions_: tuple[int, ...] = params.homology_dimensions  # type: ignore[attr-defined]
-        self.infinity_values_ = self._infinity_values(params)
+        self.infinity_values_ = self._infinity_values(params, samples)
         return self
 
     def transform(self, X: Any, y: Any = None) -> FloatArray:
         check_is_fitted(self)
         params = self._fitted
-        samples = list(enumerate(_collection(X, self._what)))
+        samples = list(enumerate(_collection(X, self._what, self._sample_ndim)))
         parts = map_slices(
             lambda part: [self._diagrams(i, x, params) for i, x in part], samples, self.n_jobs, "threads"
         )
@@ -94,7 +99,7 @@ class PersistenceTransformer(CollectionTransformer):
             out[dim] = pairs[pairs[:, 0] < pairs[:, 1]]
         return out
 
-    def _infinity_values(self, params: Any) -> float:
+    def _infinity_values(self, params: Any, samples: list[Any]) -> float:
         return float(params.infinity_values)
 
     def _check_sample(self, x: Any, params: Any, name: str) -> None:
@@ -156,7 +161,7 @@ class VietorisRipsPersistence(PersistenceTransformer):
             values["metric_params"] = {}
         return model.parse(values)
 
-    def _infinity_values(self, params: Params) -> float:
+    def _infinity_values(self, params: Params, samples: list[Any]) -> float:
         p: Any = params
         return float(p.max_edge_length if p.infinity_values is None else p.infinity_values)
 
@@ -176,3 +181,48 @@ class VietorisRipsPersistence(PersistenceTransformer):
 
             data, precomputed = pairwise_distances(x, metric=params.metric, **params.metric_params), True
         return run_rips(data, rips, distance_matrix=precomputed).diagrams
+
+
+class CubicalPersistence(PersistenceTransformer):
+    """Persistence of the sublevel filtration of each image (2-D) or volume (3-D), pixels as top cells (the
+    T-construction, GUDHI's ``CubicalComplex`` as giotto-tda uses it), computed by the tda-ray engine
+    (:func:`tda_ray.engine.cubical.run_cubical`); giotto-tda's parameters and output.
+
+    Over Z/2 only (``coeff`` other than 2 is refused) and without periodic boundaries.  ``infinity_values``
+    None gives classes alive at the end the largest pixel value of the collection passed to ``fit``.
+    ``n_jobs`` runs samples in parallel through joblib.
+    """
+
+    _params = CubicalPersistenceParams
+    _what = "X"
+    _sample_ndim = (2, 3)
+
+    def __init__(
+        self,
+        homology_dimensions: Sequence[int] = (0, 1),
+        coeff: int = 2,
+        periodic_dimensions: Any = None,
+        infinity_values: float | None = None,
+        reduced_homology: bool = True,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.homology_dimensions = homology_dimensions
+        self.coeff = coeff
+        self.periodic_dimensions = periodic_dimensions
+        self.infinity_values = infinity_values
+        self.reduced_homology = reduced_homology
+        self.n_jobs = n_jobs
+
+    def _infinity_values(self, params: Any, samples: list[Any]) -> float:
+        if params.infinity_values is not None:
+            return float(params.infinity_values)
+        return float(max(np.max(np.asarray(x, dtype=np.float64)) for x in samples))
+
+    def _check_sample(self, x: Any, params: Any, name: str) -> None:
+        if np.asarray(x).size == 0:
+            raise ValueError(f"{name}: an image needs at least one pixel")
+
+    def _sample_diagrams(self, x: Any, params: Any) -> Sequence[Any]:
+        image = np.asarray(x, dtype=np.float64)
+        maxdim = min(max(params.homology_dimensions), image.ndim - 1)
+        return run_cubical(image, CubicalParams.parse(maxdim=maxdim, construction="T")).diagrams

@@ -70,6 +70,28 @@ class VietorisRipsPersistenceParams(Params):
     reduced_homology: Boolean = True
 
 
+def _two(v: Any) -> Any:
+    if _integer(v) != 2:
+        raise ValueError(f"the cubical engine computes over Z/2 only, got {v!r}")
+    return 2
+
+
+def _not_periodic(v: Any) -> Any:
+    if v is not None and bool(np.any(np.asarray(v, dtype=bool))):
+        raise ValueError(f"periodic boundaries are not supported, got {v!r}")
+    return None
+
+
+class CubicalPersistenceParams(Params):
+    """:class:`tda_ray.CubicalPersistence`'s hyperparameters (giotto-tda's names and defaults)."""
+
+    homology_dimensions: HomologyDimensions = (0, 1)
+    coeff: Annotated[int, BeforeValidator(_two)] = 2
+    periodic_dimensions: Annotated[None, BeforeValidator(_not_periodic)] = None
+    infinity_values: Annotated[float | None, BeforeValidator(_number)] = None
+    reduced_homology: Boolean = True
+
+
 class BettiCurveParams(Params):
     n_bins: PositiveInt = 100
 
