@@ -240,7 +240,7 @@ BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
     ("ragged csv", {"files": {"file": ("x.csv", b"1,2\n3\n")}}, 422, "line 2"),
     ("text in csv", {"files": {"file": ("x.csv", b"1,2\n3,abc\n")}}, 422, "abc"),
     ("corrupt parquet", {"files": {"file": ("x.parquet", b"PAR1garbage")}}, 422, "parquet"),
-    ("distance matrix", {"files": {"file": ("x.distance_matrix", b"0 1\n1 0\n")}}, 422, "distance"),
+    ("distance matrix", {"files": {"file": ("x.distance_matrix", b"0 -1\n-1 0\n")}}, 422, "negative"),
     ("multipart without file", {"data": {"name": "x"}, "files": {"other": ("a", b"1")}}, 422, "file"),
 ]
 
