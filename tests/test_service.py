@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.service import REPO_ROOT, ServiceProcess, wait_done, wait_for
 
+import tda_ray
 from tda_ray.engine import vietoris_rips
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
@@ -194,6 +195,41 @@ def test_distance_matrix_uploads_and_jobs(http: httpx.Client) -> None:
     }
     for word, r in refusals.items():
         assert r.status_code == 422 and word in json.dumps(r.json()["detail"]), (word, r.text)
+
+
+def test_image_uploads_and_cubical_jobs(http: httpx.Client) -> None:
+    from PIL import Image
+
+    img = np.random.default_rng(9).integers(0, 40, (18, 14), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    r = http.post("/v1/pointclouds", files={"file": ("cells.png", buf.getvalue())})
+    assert r.status_code == 201, r.text
+    pc = r.json()
+    assert (pc["kind"], pc["n_points"], pc["dim"], pc["source"]) == ("image", 18, 14, "image")
+    job = http.post(
+        "/v1/jobs", json={"pointcloud_id": pc["id"], "algorithm": "cubical", "params": {"construction": "T"}}
+    )
+    assert job.status_code == 202, job.text
+    assert wait_done(http, job.json()["id"])["status"] == "succeeded"
+    got = http.get(f"/v1/jobs/{job.json()['id']}/result").json()["diagrams"]
+    ref = tda_ray.cubical_persistence(img.astype(np.float64), construction="T").to_json_dict()["diagrams"]
+    assert sorted(map(sorted, got)) == sorted(map(sorted, ref))
+    rips = http.post("/v1/jobs", json={"pointcloud_id": pc["id"], "algorithm": "vietoris_rips", "params": {}})
+    assert rips.status_code == 422 and "does not take an image" in rips.json()["detail"]
+    npy = http.post(
+        "/v1/pointclouds?kind=image",
+        content=_npy(img.astype(np.float64)),
+        headers={"Content-Type": "application/x-npy"},
+    )
+    assert npy.status_code == 201 and npy.json()["kind"] == "image"
+    stack = io.BytesIO()
+    pages = [Image.fromarray(img), Image.fromarray(img)]
+    pages[0].save(stack, format="TIFF", save_all=True, append_images=pages[1:])
+    vol = http.post("/v1/pointclouds", files={"file": ("v.tif", stack.getvalue())})
+    assert vol.status_code == 422 and "2-D images" in vol.json()["detail"]
+    bad = http.post("/v1/pointclouds", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken")})
+    assert bad.status_code == 422 and "not a readable PNG" in bad.json()["detail"]
 
 
 def upload_json_kind(http: httpx.Client, X: np.ndarray) -> str:

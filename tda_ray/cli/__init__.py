@@ -18,13 +18,19 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tda_ray import __version__
-from tda_ray.cli import analysis, batch, rips, serve, streams, submit
+from tda_ray.cli import analysis, batch, cubical, rips, serve, streams, submit
 from tda_ray.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Subcommand, UsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("rips", "persistent homology of a Vietoris–Rips filtration", rips.add_arguments, rips.run),
+    Subcommand(
+        "cubical",
+        "persistent homology of an image or a volume (sublevel filtration)",
+        cubical.add_arguments,
+        cubical.run,
+    ),
     Subcommand("serve", "run the HTTP service (local Ray + Serve) in the foreground", serve.add_arguments, serve.run),
     Subcommand("submit", "upload a point cloud to a running service and queue a job", submit.add_arguments, submit.run),
     Subcommand("batch", "persistent homology of a collection of clouds with Ray Data", batch.add_arguments, batch.run),

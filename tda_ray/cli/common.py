@@ -8,6 +8,7 @@ import importlib
 import math
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -207,3 +208,46 @@ def format_intervals(result: Any) -> str:
                 line += "  cocycle " + " ".join("-".join(map(str, r[:-1])) + f":{r[-1]}" for r in rows)
             lines.append(line)
     return "\n".join(lines)
+
+
+def run_cancellable(compute: Callable[[Any, Callable[[float], None] | None], Any], show: bool) -> Any:
+    """``compute(cancel_token, progress)`` in a worker thread, so Ctrl-C in the main thread cancels it cleanly
+    (a progress bar on stderr when ``show``)."""
+    from tda_ray.engine.rips import CancelToken
+
+    token = CancelToken()
+    outcome: dict[str, Any] = {}
+    bar, on_progress = fraction_bar(show)
+
+    def work() -> None:
+        try:
+            outcome["result"] = compute(token, on_progress if show else None)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    # Waiting on an Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt inside join() can leave the
+    # thread marked stopped while it still runs, and the interpreter would then exit under the engine.
+    done = threading.Event()
+    threading.Thread(target=work, name="tda-ray-engine", daemon=True).start()
+    interrupted = False
+    try:
+        while not done.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        interrupted = True
+        token.cancel()
+        while True:  # the engine polls the token often; never leave it running while the interpreter exits
+            try:
+                done.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        bar.close()
+    if interrupted:
+        raise KeyboardInterrupt
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from typing import Any
 
 from tda_ray import io as tio
 from tda_ray.cli.common import (
     EXIT_OK,
+    PROG,
     add_params_arguments,
     add_progress_argument,
     fail,
@@ -21,6 +21,7 @@ from tda_ray.cli.common import (
     parse_size,
     positive_int,
     require_extra,
+    run_cancellable,
 )
 from tda_ray.engine.params import RipsParams, RunOptions
 
@@ -57,47 +58,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _compute_with_progress(X: Any, params: RipsParams, options: RunOptions, distance: bool, show: bool) -> Any:
-    """Run the engine in a worker thread so Ctrl-C in the main thread can cancel it cleanly."""
-    from tda_ray.engine.rips import CancelToken, run_rips
+    from tda_ray.engine.rips import run_rips
 
-    token = CancelToken()
-    outcome: dict[str, Any] = {}
-    bar, on_progress = fraction_bar(show)
-
-    def work() -> None:
-        try:
-            outcome["result"] = run_rips(
-                X, params, options, distance_matrix=distance, cancel=token, progress=on_progress if show else None
-            )
-        except BaseException as exc:  # handed to the main thread
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    # Waiting on an Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt inside join() can leave the
-    # thread marked stopped while it still runs, and the interpreter would then exit under the engine.
-    done = threading.Event()
-    threading.Thread(target=work, name="tda-ray-rips", daemon=True).start()
-    interrupted = False
-    try:
-        while not done.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        interrupted = True
-        token.cancel()
-        while True:  # the engine polls the token often; never leave it running while the interpreter exits
-            try:
-                done.wait()
-                break
-            except KeyboardInterrupt:
-                continue
-    finally:
-        bar.close()
-    if interrupted:
-        raise KeyboardInterrupt
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    return run_cancellable(
+        lambda token, on_progress: run_rips(
+            X, params, options, distance_matrix=distance, cancel=token, progress=on_progress
+        ),
+        show,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         if distance:
             fail("--landmarks needs point coordinates, not a distance matrix or a graph")
         return _landmark_run(args, params, options, show)
+    if fmt_name == "image":
+        fail(f"{args.file} is an image: use {PROG} cubical")
     X = tio.load(args.file, fmt_name)
     if args.graph is not None:
         from tda_ray.engine.graphs import graph_distance_matrix

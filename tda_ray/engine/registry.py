@@ -49,7 +49,8 @@ class Algorithm:
     # What a job's data is: "points" (an (n, d) cloud, which landmark jobs may subsample) or "grid" (an image
     # or a volume: its values on a regular grid).
     data: str = "points"
-    # The kinds of stored data it takes: "points" (as above) and, for Rips, "distance_matrix" (square).
+    # The kinds of stored data it takes: "points" (an array, read as `data` says), "distance_matrix" (square;
+    # Rips) and "image" (a PNG/TIFF upload; cubical).
     inputs: tuple[str, ...] = ("points",)
 
     def parse(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Params:
@@ -73,8 +74,11 @@ class Algorithm:
     def check_input(self, kind: str) -> None:
         """ValueError unless the algorithm takes data of this kind."""
         if kind not in self.inputs:
-            takes = ", ".join(self.inputs)
-            raise ValueError(f"algorithm {self.name!r} does not take a {kind.replace('_', ' ')} (it takes: {takes})")
+            what = kind.replace("_", " ")
+            article = "an" if what[:1] in "aeiou" else "a"
+            raise ValueError(
+                f"algorithm {self.name!r} does not take {article} {what} (it takes: {', '.join(self.inputs)})"
+            )
 
 
 def _summarize_rips(result: PersistenceResult, shape: tuple[int, ...], elapsed_s: float) -> DiagramSummary:
@@ -119,6 +123,7 @@ CUBICAL = Algorithm(
     summarize=_summarize_cubical,
     check_memory=cubical.check_memory,
     data="grid",
+    inputs=("points", "image"),
 )
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (VIETORIS_RIPS, CUBICAL)}

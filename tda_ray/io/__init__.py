@@ -19,6 +19,9 @@ Formats (``FORMATS``):
     a NumPy ``.npy`` array (never unpickled).
 ``parquet``
     one numeric column per coordinate, or a single list column of coordinates.
+``image``
+    a PNG or TIFF image (Pillow, imported on first use): its pixel values, ``(height, width)``, or
+    ``(pages, height, width)`` for a TIFF stack; colour becomes luminance (:mod:`~tda_ray.io.images`).
 
 Modules: :mod:`~tda_ray.io.formats` (detection), :mod:`~tda_ray.io.text`, :mod:`~tda_ray.io.npy`,
 :mod:`~tda_ray.io.parquet`, :mod:`~tda_ray.io.blocks` (block readers for uploads and Ray Data).
@@ -39,6 +42,7 @@ from tda_ray.io.formats import (
     is_distance_format,
     resolve_format,
 )
+from tda_ray.io.images import load_image_bytes
 from tda_ray.io.npy import load_npy_stream
 from tda_ray.io.parquet import load_parquet_source
 from tda_ray.io.text import decode, parse_distance, parse_lower_distance, parse_point_cloud, parse_text, read_text
@@ -69,6 +73,8 @@ def load(path: PathLike, format: str = "auto") -> FloatArray:
         return load_npy(p)
     if format == "parquet":
         return load_parquet(p)
+    if format == "image":
+        return load_image_bytes(p.read_bytes(), str(p))
     return parse_text(format, read_text(p), str(p))
 
 
@@ -83,6 +89,8 @@ def load_bytes(data: bytes, format: str = "auto", name: str = "<upload>") -> Flo
         import pyarrow as pa
 
         return load_parquet_source(pa.BufferReader(data), name)
+    if format == "image":
+        return load_image_bytes(data, name)
     return parse_text(format, decode(data, name), name)
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "BINARY_FORMATS",
     "DISTANCE_FORMATS",
     "FORMATS",
+    "IMAGE_MAGICS",
     "NPY_MAGIC",
     "PARQUET_MAGIC",
     "ZIP_MAGIC",
@@ -19,7 +20,7 @@ __all__ = [
     "sniff_binary",
 ]
 
-FORMATS = ("point-cloud", "lower-distance", "distance", "npy", "parquet")
+FORMATS = ("point-cloud", "lower-distance", "distance", "npy", "parquet", "image")
 DISTANCE_FORMATS = frozenset({"lower-distance", "distance"})
 # Formats read in blocks (ranged reads, row groups) rather than parsed whole.
 BINARY_FORMATS = ("npy", "parquet")
@@ -35,7 +36,12 @@ EXTENSIONS = {
     ".pq": "parquet",
     ".lower_distance_matrix": "lower-distance",
     ".distance_matrix": "distance",
+    ".png": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
+# PNG, little- and big-endian TIFF and BigTIFF.
+IMAGE_MAGICS = (b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def is_distance_format(fmt: str) -> bool:
@@ -58,6 +64,8 @@ def detect_format(name: str, head: bytes = b"") -> str:
     for ext, fmt in EXTENSIONS.items():
         if lower.endswith(ext):
             return fmt
+    if head.startswith(IMAGE_MAGICS):
+        return "image"
     return sniff_binary(head) or "point-cloud"
 
 

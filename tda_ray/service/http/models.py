@@ -87,7 +87,7 @@ class HealthOut(HealthStatusOut):
 Coordinate = Annotated[float, Strict()]
 
 
-DataKind = Literal["points", "distance_matrix"]
+DataKind = Literal["points", "distance_matrix", "image"]
 
 
 class PointCloudIn(BaseModel):
@@ -114,7 +114,8 @@ class PointCloudOut(BaseModel):
         default="points",
         description=(
             "points: one row per point (n_points x dim); distance_matrix: an n_points x n_points matrix of "
-            "distances (dim = n_points), for Vietoris–Rips jobs."
+            "distances (dim = n_points), for Vietoris–Rips jobs; image: a PNG/TIFF's pixel values (n_points "
+            "rows x dim columns), for cubical jobs."
         ),
     )
 

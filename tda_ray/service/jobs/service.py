@@ -34,6 +34,8 @@ from tda_ray.service.streaming.sink import StreamingHealth
 
 __all__ = ["JobResult", "JobService", "validate_points"]
 
+# What each kind of upload is, in messages.
+_KINDS = {"points": "a point cloud", "distance_matrix": "a distance matrix", "image": "an image"}
 # A pending idempotency key older than this belonged to a request lost with its replica: it runs again.
 IDEMPOTENCY_STALE_S = 120.0
 # Server-made event ids of a request with an idempotency key: uuid5 of (key, position) in this namespace.
@@ -98,7 +100,9 @@ class JobService:
         self, points: Any, name: str | None, source: str = "json", kind: str = "points"
     ) -> PointCloudRecord:
         """A point cloud, or with ``kind="distance_matrix"`` a square matrix of distances between points."""
-        what = "distance matrix" if kind == "distance_matrix" else "point cloud"
+        what = _KINDS[kind].split(" ", 1)[1]
+        if kind == "image" and getattr(points, "ndim", 2) != 2:
+            raise InvalidRequest(f"an image of shape {points.shape}: the service takes 2-D images (one TIFF page)")
         arr = validate_points(points, self.settings, what)
         if kind == "distance_matrix":
             try:
@@ -110,12 +114,13 @@ class JobService:
     def create_pointcloud_from_file(
         self, data: bytes, filename: str, name: str | None, kind: str | None = None
     ) -> PointCloudRecord:
-        """An uploaded file; Ripser's distance matrix formats (by extension) are distance matrices."""
+        """An uploaded file; Ripser's distance matrix formats are distance matrices, PNG/TIFF images."""
         fmt = tio.detect_format(filename, data[:8])
-        if tio.is_distance_format(fmt):
-            if kind == "points":
-                raise InvalidRequest(f"{filename} is a distance matrix (by its extension), not a point cloud")
-            kind = "distance_matrix"
+        implied = "distance_matrix" if tio.is_distance_format(fmt) else "image" if fmt == "image" else None
+        if implied is not None:
+            if kind not in (None, implied):
+                raise InvalidRequest(f"{filename} is {_KINDS[implied]} by its format, not {_KINDS[kind]}")
+            kind = implied
         try:
             arr = tio.load_bytes(data, fmt, name=filename)
         except ValueError as exc:

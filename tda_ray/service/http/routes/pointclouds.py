@@ -96,7 +96,7 @@ async def _multipart_upload(
     await upload.seek(0)
     # Spooled to disk by the parser: copy it on unread. A distance matrix is checked whole (it is bounded by
     # the point limit squared), so it takes the in-memory path below.
-    if detect_format(filename, head) in BINARY_FORMATS and kind != "distance_matrix":
+    if detect_format(filename, head) in BINARY_FORMATS and kind in (None, "points"):
         return await stream_upload(service, _file_chunks(upload), form_name or name or filename, None)
     limit = service.settings.max_upload_bytes
     if (upload.size or 0) > limit:
@@ -134,9 +134,10 @@ async def upload_pointcloud(
         DataKind | None,
         Query(
             description=(
-                "points (default) or distance_matrix: the upload is a square matrix of distances (checked: "
-                "symmetric, non-negative, zero diagonal). Files named *.distance_matrix or "
-                "*.lower_distance_matrix (Ripser's formats) are distance matrices without it."
+                "points (default); distance_matrix: the upload is a square matrix of distances (checked: "
+                "symmetric, non-negative, zero diagonal); image: an array of pixel values for cubical jobs. "
+                "Files named *.distance_matrix or "
+                "*.lower_distance_matrix (Ripser's formats) are distance matrices, PNG/TIFF files images, without it."
             )
         ),
     ] = None,
@@ -162,7 +163,7 @@ async def upload_pointcloud(
     async def run() -> tuple[int, Any]:
         if ctype == "application/json":
             rec = await _json_upload(service, body or b"", name, kind or "points")
-        elif ctype in STREAM_TYPES and kind == "distance_matrix":
+        elif ctype in STREAM_TYPES and kind not in (None, "points"):
             data = await _whole_body(service, request)
             filename = "upload.parquet" if data.startswith(b"PAR1") else "upload.npy"  # by its magic bytes
             rec = await run_in_threadpool(service.create_pointcloud_from_file, data, filename, name, kind)
