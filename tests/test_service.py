@@ -232,6 +232,43 @@ def test_image_uploads_and_cubical_jobs(http: httpx.Client) -> None:
     assert bad.status_code == 422 and "not a readable PNG" in bad.json()["detail"]
 
 
+def test_graph_uploads_and_both_filtrations(http: httpx.Client) -> None:
+    rng = np.random.default_rng(12)
+    edges = np.array([(i, j) for i in range(16) for j in range(i) if rng.random() < 0.35])
+    w = rng.uniform(0.2, 2.0, len(edges)).astype(np.float32).astype(np.float64)
+    rows = np.c_[edges, w]
+    csv = "\n".join(f"{int(a)},{int(b)},{c!r}" for a, b, c in rows.tolist()).encode()
+    uploads = {
+        "json": http.post("/v1/pointclouds?kind=graph", json={"points": rows.tolist()}),
+        "csv": http.post("/v1/pointclouds?kind=graph", files={"file": ("g.csv", csv)}),
+    }
+    for how, r in uploads.items():
+        assert r.status_code == 201, (how, r.text)
+        assert (r.json()["kind"], r.json()["n_points"], r.json()["dim"]) == ("graph", 16, 3), how
+    pc_id = uploads["json"].json()["id"]
+    for filtration in ("edge", "shortest_path"):
+        job = submit(http, uploads["csv"].json()["id"], maxdim=1, graph_filtration=filtration)
+        assert wait_done(http, job["id"])["status"] == "succeeded", filtration
+        res = http.get(f"/v1/jobs/{job['id']}/result").json()
+        ref = tda_ray.vietoris_rips_graph(rows, filtration=filtration, maxdim=1)
+        assert res["n_points"] == 16 and res["diagrams"] == ref.to_json_dict()["diagrams"], filtration
+    refusals = {
+        "self-loop": http.post("/v1/pointclouds?kind=graph", json={"points": [[0, 0, 1.0]]}),
+        "(u, v, weight)": http.post("/v1/pointclouds?kind=graph", json={"points": [[0, 1]]}),
+        "non-negative": http.post("/v1/pointclouds?kind=graph", json={"points": [[0, 1, -2.0]]}),
+    }
+    for word, r in refusals.items():
+        assert r.status_code == 422 and word in r.json()["detail"], (word, r.text)
+    points = upload_json(http, cloud(10, seed=1))
+    r = http.post(
+        "/v1/jobs",
+        json={"pointcloud_id": points, "algorithm": "vietoris_rips", "params": {"graph_filtration": "shortest_path"}},
+    )
+    assert r.status_code == 422 and "graph_filtration applies to graph uploads" in r.json()["detail"]
+    cub = http.post("/v1/jobs", json={"pointcloud_id": pc_id, "algorithm": "cubical", "params": {}})
+    assert cub.status_code == 422 and "does not take a graph" in cub.json()["detail"]
+
+
 def upload_json_kind(http: httpx.Client, X: np.ndarray) -> str:
     return str(http.get(f"/v1/pointclouds/{upload_json(http, X)}").json()["kind"])
 

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the input is a weighted graph's edge list (rows: u v weight; vertices 0..n-1): Rips of its flag "
         "filtration (edge) or of its shortest-path metric (shortest_path)",
     )
-    add_params_arguments(p, RipsParams)
+    add_params_arguments(p, RipsParams, exclude=("graph_filtration",))  # --graph says it here
     p.add_argument("--threads", type=positive_int, default=1, help="worker threads (default: 1)")
     p.add_argument("--memory-limit", type=parse_size, default=None, help="refuse work estimated above this (e.g. 4G)")
     p.add_argument("--json", action="store_true", help="print JSON (death null for essential classes)")
@@ -69,7 +69,7 @@ def _compute_with_progress(X: Any, params: RipsParams, options: RunOptions, dist
 
 
 def run(args: argparse.Namespace) -> int:
-    params = RipsParams.parse(params_from_args(args, RipsParams))
+    params = RipsParams.parse(params_from_args(args, RipsParams, exclude=("graph_filtration",)))
     options = RunOptions(n_threads=args.threads, memory_limit=args.memory_limit)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     fmt_name = tio.resolve_format(args.file, args.format)

@@ -20,6 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the file is a square distance matrix (implied for *.distance_matrix, *.lower_distance_matrix)",
     )
+    p.add_argument(
+        "--graph",
+        action="store_true",
+        help="the file is a weighted graph's edge list, rows u v weight (see --graph-filtration)",
+    )
     p.add_argument("--server", default="http://127.0.0.1:8000", help="service URL (default: http://127.0.0.1:8000)")
     p.add_argument("--api-key", default=None, help="API key (default: $TDA_API_KEY)")
     add_params_arguments(p, ALGORITHM.params)
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args, ALGORITHM.params)
     try:
         with Client(args.server, api_key=key) as client:
-            kind = "distance_matrix" if args.distance_matrix else None
+            kind = "distance_matrix" if args.distance_matrix else "graph" if args.graph else None
             pc = client.upload_file(args.file, progress=sys.stderr.isatty(), kind=kind)
             job = client.submit(pc["id"], algorithm=ALGORITHM.name, **params)
             if not args.wait:

@@ -273,6 +273,13 @@ class RipsParams(Params):
             "(collapse_edges true is refused)."
         ),
     )
+    graph_filtration: Literal["edge", "shortest_path"] = Field(
+        default="edge",
+        description=(
+            "How a weighted graph (an edge list upload, kind graph) is read: edge = its flag filtration (an edge "
+            "at its weight), shortest_path = Rips of its shortest-path metric. Other data take edge only."
+        ),
+    )
     landmarks: LandmarkCount = Field(
         default=None,
         description=(

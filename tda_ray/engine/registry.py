@@ -50,7 +50,8 @@ class Algorithm:
     # or a volume: its values on a regular grid).
     data: str = "points"
     # The kinds of stored data it takes: "points" (an array, read as `data` says), "distance_matrix" (square;
-    # Rips) and "image" (a PNG/TIFF upload; cubical).
+    # Rips), "graph" (an edge list; Rips: the service turns it into a sparse distance matrix first) and
+    # "image" (a PNG/TIFF upload; cubical).
     inputs: tuple[str, ...] = ("points",)
 
     def parse(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Params:
@@ -106,7 +107,7 @@ VIETORIS_RIPS = Algorithm(
     summarize=_summarize_rips,
     check_memory=rips.check_memory,
     estimate=_estimate_rips,
-    inputs=("points", "distance_matrix"),
+    inputs=("points", "distance_matrix", "graph"),
 )
 
 

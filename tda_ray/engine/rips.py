@@ -206,6 +206,8 @@ def run_rips(
     """
     if params.landmarks is not None:
         raise ValueError("landmarks are chosen with Ray before the engine runs (tda_ray.distributed.landmark_rips)")
+    if params.graph_filtration != "edge":
+        raise ValueError("graph_filtration reads an edge list: call tda_ray.vietoris_rips_graph(edges, filtration=...)")
     n, out = _run_core(X, params, options or RunOptions(), distance_matrix, progress, cancel)
     return PersistenceResult(
         diagrams=[np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in out["diagrams"]],

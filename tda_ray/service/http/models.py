@@ -87,7 +87,7 @@ class HealthOut(HealthStatusOut):
 Coordinate = Annotated[float, Strict()]
 
 
-DataKind = Literal["points", "distance_matrix", "image"]
+DataKind = Literal["points", "distance_matrix", "image", "graph"]
 
 
 class PointCloudIn(BaseModel):
@@ -115,7 +115,8 @@ class PointCloudOut(BaseModel):
         description=(
             "points: one row per point (n_points x dim); distance_matrix: an n_points x n_points matrix of "
             "distances (dim = n_points), for Vietoris–Rips jobs; image: a PNG/TIFF's pixel values (n_points "
-            "rows x dim columns), for cubical jobs."
+            "rows x dim columns), for cubical jobs; graph: an edge list, rows (u, v, weight) (n_points vertices, "
+            "dim 3), for Vietoris–Rips jobs (params.graph_filtration)."
         ),
     )
 

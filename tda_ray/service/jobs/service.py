@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tda_ray import io as tio
+from tda_ray.engine.graphs import graph_distance_matrix
 from tda_ray.engine.params import Params
 from tda_ray.engine.registry import Algorithm, get_algorithm
 from tda_ray.engine.rips import check_distance_matrix
@@ -35,7 +36,12 @@ from tda_ray.service.streaming.sink import StreamingHealth
 __all__ = ["JobResult", "JobService", "validate_points"]
 
 # What each kind of upload is, in messages.
-_KINDS = {"points": "a point cloud", "distance_matrix": "a distance matrix", "image": "an image"}
+_KINDS = {
+    "points": "a point cloud",
+    "distance_matrix": "a distance matrix",
+    "image": "an image",
+    "graph": "a graph",
+}
 # A pending idempotency key older than this belonged to a request lost with its replica: it runs again.
 IDEMPOTENCY_STALE_S = 120.0
 # Server-made event ids of a request with an idempotency key: uuid5 of (key, position) in this namespace.
@@ -101,6 +107,8 @@ class JobService:
     ) -> PointCloudRecord:
         """A point cloud, or with ``kind="distance_matrix"`` a square matrix of distances between points."""
         what = _KINDS[kind].split(" ", 1)[1]
+        if kind == "graph":
+            return self._create_graph(points, name, source)
         if kind == "image" and getattr(points, "ndim", 2) != 2:
             raise InvalidRequest(f"an image of shape {points.shape}: the service takes 2-D images (one TIFF page)")
         arr = validate_points(points, self.settings, what)
@@ -110,6 +118,19 @@ class JobService:
             except ValueError as exc:
                 raise InvalidRequest(str(exc)) from exc
         return self.store.create_pointcloud(arr, name=name, source=source, kind=kind)
+
+    def _create_graph(self, edges: Any, name: str | None, source: str) -> PointCloudRecord:
+        """An edge list (rows u, v, weight): stored as it is; n_points counts its vertices (dim is 3)."""
+        try:
+            arr = as_float_matrix(edges, "edge list")
+            if arr.shape[1] != 3:
+                raise ValueError(f"an edge list has rows (u, v, weight), got {arr.shape[1]} columns")
+            n = graph_distance_matrix(arr).shape[0]  # every check of the graph
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if n > self.settings.max_points:
+            raise PayloadTooLarge(f"the graph has {n} vertices; the limit is {self.settings.max_points}")
+        return self.store.create_pointcloud(arr, name=name, source=source, kind="graph", n_points=n)
 
     def create_pointcloud_from_file(
         self, data: bytes, filename: str, name: str | None, kind: str | None = None
@@ -155,12 +176,15 @@ class JobService:
             alg.check_input(pc.kind)
         except ValueError as exc:
             raise InvalidRequest(f"{pc.id}: {exc}") from exc
-        if pc.kind != "distance_matrix":
+        what = _KINDS.get(pc.kind, pc.kind)
+        if getattr(params, "graph_filtration", "edge") != "edge" and pc.kind != "graph":
+            raise InvalidRequest(f"{pc.id} is {what}: graph_filtration applies to graph uploads only")
+        if pc.kind not in ("distance_matrix", "graph"):
             return
         if getattr(params, "metric", "euclidean") != "euclidean":
-            raise InvalidRequest(f"{pc.id} is a distance matrix: metric applies to point clouds only")
+            raise InvalidRequest(f"{pc.id} is {what}: metric applies to point clouds only")
         if params.landmark_count() is not None:
-            raise InvalidRequest(f"{pc.id} is a distance matrix: landmarks are chosen among points in Euclidean space")
+            raise InvalidRequest(f"{pc.id} is {what}: landmarks are chosen among points in Euclidean space")
 
     def _admit(self, alg: Algorithm, pc: PointCloudRecord, params: Params) -> int:
         """The job's memory reservation; InvalidRequest for work that can never fit (README "Admission")."""

@@ -21,6 +21,7 @@ import numpy as np
 import ray
 
 from tda_ray.distributed.landmarks import run_landmark_rips
+from tda_ray.engine.graphs import graph_distance_matrix
 from tda_ray.engine.params import Params, RunOptions
 from tda_ray.engine.registry import get_algorithm
 from tda_ray.engine.result import PersistenceResult
@@ -105,8 +106,18 @@ def _compute(
         return lm.result, (lm.sample.n_points, lm.sample.dim)
     with st.blobs.open(spec.blob_key) as fh:
         points = np.load(fh, allow_pickle=False)
-    res = alg.execute(points, params, options, kind=spec.kind, progress=watcher.on_progress, cancel=token)
-    return res, tuple(int(x) for x in points.shape)
+    kind, shape = spec.kind, tuple(int(x) for x in points.shape)
+    if kind == "graph":  # an edge list: the distance matrix of its filtration, vertices as the record counts them
+        n = st.get_pointcloud(spec.pointcloud_id).n_points
+        filtration: Any = getattr(params, "graph_filtration", "edge")
+        points, kind, shape = (
+            graph_distance_matrix(points, n_vertices=n, filtration=filtration),
+            "distance_matrix",
+            (n, n),
+        )
+        params = params.model_copy(update={"graph_filtration": "edge"})  # read: the matrix is its filtration
+    res = alg.execute(points, params, options, kind=kind, progress=watcher.on_progress, cancel=token)
+    return res, shape
 
 
 def _node_id() -> str | None:

@@ -89,12 +89,21 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
 
     # --- point clouds ------------------------------------------------------
     def create_pointcloud(
-        self, points: npt.NDArray[np.float64], *, name: str | None, source: str, kind: str = "points"
+        self,
+        points: npt.NDArray[np.float64],
+        *,
+        name: str | None,
+        source: str,
+        kind: str = "points",
+        n_points: int | None = None,
     ) -> PointCloudRecord:
+        """Store an array; ``n_points`` (default: its rows) and ``dim`` (its columns) go into the record (a
+        graph's edge list counts its vertices)."""
         pc_id = new_id()
         key = f"pointclouds/{pc_id}.npy"
         self.blobs.put(key, npy_bytes(np.ascontiguousarray(points, dtype=np.float64)))
-        return self._register_pointcloud(pc_id, key, int(points.shape[0]), int(points.shape[1]), name, source, kind)
+        n = int(points.shape[0]) if n_points is None else n_points
+        return self._register_pointcloud(pc_id, key, n, int(points.shape[1]), name, source, kind)
 
     def create_pointcloud_from_blocks(
         self, blocks: Iterable[npt.NDArray[np.float64]], *, n_points: int, dim: int, name: str | None, source: str

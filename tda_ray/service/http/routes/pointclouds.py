@@ -135,7 +135,9 @@ async def upload_pointcloud(
         Query(
             description=(
                 "points (default); distance_matrix: the upload is a square matrix of distances (checked: "
-                "symmetric, non-negative, zero diagonal); image: an array of pixel values for cubical jobs. "
+                "symmetric, non-negative, zero diagonal); image: an array of pixel values for cubical jobs; "
+                "graph: a weighted graph's edge list, rows (u, v, weight), vertices 0..n-1 (also a sparse "
+                "distance matrix's stored entries). "
                 "Files named *.distance_matrix or "
                 "*.lower_distance_matrix (Ripser's formats) are distance matrices, PNG/TIFF files images, without it."
             )
