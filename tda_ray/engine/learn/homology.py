@@ -35,18 +35,19 @@ def _collection(X: Any, what: str, sample_ndim: tuple[int, ...] = (2,)) -> list[
     if hasattr(X, "tocsr") or any(hasattr(x, "tocsr") for x in (X if isinstance(X, (list, tuple)) else [])):
         raise ValueError(f"{what}: sparse matrices are not supported; pass dense arrays")
     ranks = " or ".join(f"{n}-D" for n in sample_ndim)
+    stacks = " or ".join(f"{n + 1}-D" for n in sample_ndim)
     if isinstance(X, np.ndarray):
         if X.ndim - 1 not in sample_ndim:
-            hint = " (a single one? X[None])" if X.ndim in sample_ndim else ""
-            raise ValueError(f"{what} must be an array of {ranks} samples or a list of them, got shape {X.shape}{hint}")
+            hint = " (a single one? X[None, :, :])" if X.ndim in sample_ndim else ""
+            raise ValueError(f"{what} must be a {stacks} array or a list of {ranks} arrays, got shape {X.shape}{hint}")
         return list(X)
     if not isinstance(X, Sequence) or isinstance(X, str) or len(X) == 0:
-        raise ValueError(f"{what} must be a non-empty array or list of {ranks} samples")
+        raise ValueError(f"{what} must be a non-empty {stacks} array or list of {ranks} arrays")
     samples = []
     for i, x in enumerate(X):
         arr = np.asarray(x)
         if arr.ndim not in sample_ndim:
-            raise ValueError(f"{what}[{i}] must be {ranks}, got shape {arr.shape}")
+            raise ValueError(f"{what}[{i}] must be {ranks.replace('-D', '-dimensional')}, got shape {arr.shape}")
         samples.append(arr)
     return samples
 
