@@ -110,11 +110,12 @@ def test_cubical_persistence_in_a_pipeline_and_its_refusals() -> None:
     direct = tda_ray.cubical_persistence(X[0], construction="T").diagrams[1]
     ours = CubicalPersistence(homology_dimensions=(1,), infinity_values=1.0).fit_transform(X[:1])[0]
     assert sorted(map(tuple, ours[ours[:, 0] < ours[:, 1], :2])) == sorted(map(tuple, direct))
-    for bad, message in [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"coeff": 3}, "Z/2"),
         ({"periodic_dimensions": [True, False]}, "periodic"),
         ({"homology_dimensions": []}, "non-empty"),
-    ]:
+    ]
+    for bad, message in refusals:
         with pytest.raises(ValueError, match=message):
             CubicalPersistence(**bad).fit(X)
     with pytest.raises(ValueError, match="2-D or 3-D"):
