@@ -98,11 +98,17 @@ def stack(dgms: Any, *, essential: bool = False) -> FloatArray:
         check_pairs(out.reshape(-1, 2), "diagrams", essential=essential)
         return out
     pairs = [as_pairs(d, f"diagrams[{i}]") for i, d in enumerate(dgms)]
-    for i, p in enumerate(pairs):
-        check_pairs(p, f"diagrams[{i}]", essential=essential)
-    out = np.zeros((len(pairs), max([p.shape[0] for p in pairs], default=0), 2))
-    for i, p in enumerate(pairs):
-        out[i, : p.shape[0]] = p
+    lengths = np.array([p.shape[0] for p in pairs], dtype=np.int64)
+    every = np.concatenate(pairs) if pairs else np.zeros((0, 2))
+    try:  # one check of all the pairs; per diagram only to name the culprit
+        check_pairs(every, "diagrams", essential=essential)
+    except ValueError:
+        for i, p in enumerate(pairs):
+            check_pairs(p, f"diagrams[{i}]", essential=essential)
+        raise
+    out = np.zeros((len(pairs), int(lengths.max(initial=0)), 2))
+    rows = np.repeat(np.arange(len(pairs)), lengths)
+    out[rows, np.arange(len(every)) - np.repeat(np.cumsum(lengths) - lengths, lengths)] = every
     return out
 
 
@@ -137,7 +143,10 @@ def _tents(st: FloatArray, t: FloatArray) -> FloatArray:
     """``max(0, min(t - birth, death - t))``: shape ``(n, len(t), k)``."""
     midpoints = (st[:, None, :, 0] + st[:, None, :, 1]) / 2.0
     heights = (st[:, None, :, 1] - st[:, None, :, 0]) / 2.0
-    return np.maximum(heights - np.abs(t[None, :, None] - midpoints), 0)
+    out = np.subtract(t[None, :, None], midpoints)  # one array of the full size, then in place
+    np.abs(out, out=out)
+    np.subtract(heights, out, out=out)
+    return np.maximum(out, 0, out=out)
 
 
 def _positive_int(v: Any, name: str) -> int:
@@ -158,8 +167,8 @@ def landscapes(dgms: Any, grid: Any, n_layers: int = 1) -> FloatArray:
         tents = _tents(st[part], t)
         if k > layers:
             tents = np.partition(tents, k - layers, axis=2)[:, :, k - layers :]
-        top = -np.sort(-tents, axis=2)
-        out[part, : top.shape[2]] = np.transpose(top, (0, 2, 1))
+        tents.sort(axis=2)  # increasing: the largest (the first layer) last
+        out[part, : tents.shape[2]] = np.transpose(tents[:, :, ::-1], (0, 2, 1))
     return out
 
 
