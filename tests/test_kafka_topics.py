@@ -10,8 +10,11 @@ from pydantic import ValidationError
 
 from tda_ray.service.settings import KafkaSettings, Settings
 from tda_ray.service.streaming.kafka import (
+    ConsumerStalled,
     KafkaUnavailable,
+    StallWatch,
     ensure_topics,
+    make_producer,
     partition_counts,
     topic_configs,
     topic_specs,
@@ -109,3 +112,31 @@ def test_ensure_topics_without_broker_fails_clearly(broker_module):
     cfg = KafkaSettings(bootstrap=f"127.0.0.1:{broker_module.free_port()}", request_timeout_ms=500)
     with pytest.raises(KafkaUnavailable, match="could not create Kafka topics"):
         ensure_topics(cfg, timeout_s=1.5)
+
+
+def test_a_stalled_consumer_is_noticed_and_a_caught_up_one_is_not(kafka_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    cfg = _cfg(kafka_broker.bootstrap, partitions=1)
+    ensure_topics(cfg)
+    producer = make_producer(cfg)
+    for i in range(5):
+        producer.send(cfg.scores_topic, value=str(i).encode())
+    producer.flush(timeout=30)
+    producer.close()
+    tp = TopicPartition(cfg.scores_topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=cfg.servers, enable_auto_commit=False)
+    try:
+        with pytest.raises(ConsumerStalled, match="no partitions"):
+            StallWatch(after_s=0, expect_partitions=True).check(consumer)
+        StallWatch(after_s=0).check(consumer)  # one of several group members may hold no partition
+        consumer.assign([tp])
+        consumer.seek(tp, 1)
+        patient = StallWatch(after_s=3600)
+        patient.check(consumer)  # behind, but not for long
+        with pytest.raises(ConsumerStalled, match="position, end"):
+            StallWatch(after_s=0).check(consumer)
+        consumer.seek(tp, 5)
+        StallWatch(after_s=0).check(consumer)  # at the end: nothing is waiting
+    finally:
+        consumer.close()

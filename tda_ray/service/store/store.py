@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tda_ray.io.npy import npy_bytes, npy_header_bytes
 from tda_ray.service.store.idempotency import IdempotencyKeys
+from tda_ray.service.store.outbox import Outbox
 from tda_ray.service.store.records import (
     ACTIVE_STATUSES,
     Claim,
@@ -31,7 +32,6 @@ from tda_ray.service.store.records import (
     JobRecord,
     JobStatus,
     NotFound,
-    OutboxRow,
     PointCloudRecord,
     ResultRecord,
     check_id,
@@ -79,7 +79,7 @@ def _job_record(row: Any) -> JobRecord:
     )
 
 
-class Store(UploadSessions, StreamRecords, IdempotencyKeys):
+class Store(UploadSessions, StreamRecords, IdempotencyKeys, Outbox):
     """Job store: SQL records plus blobs.  Safe to use from many processes at once.
 
     Each owner (the ingress' job service, the dispatcher, the Kafka sink, a job task) holds its own
@@ -464,31 +464,6 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys):
         return ResultRecord(
             job_id=job_id, summary=dict(row.summary), diagrams=diagrams, created_at=row.created_at, cocycles=cocycles
         )
-
-    # --- outbox (drained by the Kafka sink) ------------------------------------
-    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.created_at).limit(limit)
-            ).all()
-        return [OutboxRow(r.job_id, r.created_at, r.published_at, r.attempts, r.last_error, r.message) for r in rows]
-
-    def mark_outbox_published(self, job_id: str) -> bool:
-        with self._write() as conn:
-            res = conn.execute(
-                outbox.update()
-                .where(outbox.c.job_id == job_id, outbox.c.published_at.is_(None))
-                .values(published_at=utcnow(), attempts=outbox.c.attempts + 1, last_error=None)
-            )
-            return res.rowcount == 1
-
-    def mark_outbox_failed(self, job_id: str, error: str) -> None:
-        with self._write() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.job_id == job_id, outbox.c.published_at.is_(None))
-                .values(attempts=outbox.c.attempts + 1, last_error=error[:4000])
-            )
 
 
 class _Fenced(Exception):

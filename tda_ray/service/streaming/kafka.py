@@ -40,7 +40,9 @@ from tda_ray.service.settings import KafkaSettings
 
 __all__ = [
     "BrokerHealth",
+    "ConsumerStalled",
     "KafkaUnavailable",
+    "StallWatch",
     "TopicSpec",
     "ensure_topics",
     "group_lag",
@@ -245,6 +247,41 @@ def make_stage_consumer(cfg: KafkaSettings, topic: str, group_id: str, name: str
     }
     conf.update(overrides)
     return KafkaConsumer(topic, **conf)
+
+
+class ConsumerStalled(RuntimeError):
+    """A stage's consumer read nothing for a while although its partitions hold records past its position."""
+
+
+class StallWatch:
+    """Notices a consumer that polls nothing while records wait for it, so the stage can reconnect.
+
+    kafka-python's consumer has been seen (rarely, in the suite) to poll empty for minutes under
+    ``read_committed`` while its partitions' last stable offsets were far past its position; a new
+    consumer resumes from the committed offsets at once.  Redelivered records are harmless: every stage
+    is idempotent on its keys."""
+
+    def __init__(self, after_s: float = 15.0, expect_partitions: bool = False) -> None:
+        self.after_s, self.expect_partitions = after_s, expect_partitions
+        self._since = time.monotonic()
+
+    def progressed(self) -> None:
+        self._since = time.monotonic()
+
+    def check(self, consumer: Any) -> None:
+        """Raise ConsumerStalled when nothing came for ``after_s`` yet records are there to read."""
+        if time.monotonic() - self._since < self.after_s:
+            return
+        self._since = time.monotonic()
+        parts = list(consumer.assignment())
+        if not parts:
+            if self.expect_partitions:  # the only member of its group, still without partitions
+                raise ConsumerStalled(f"no partitions assigned after {self.after_s:.0f} s")
+            return
+        ends = consumer.end_offsets(parts)
+        behind = {str(tp): (consumer.position(tp), ends[tp]) for tp in parts if consumer.position(tp) < ends[tp]}
+        if behind:
+            raise ConsumerStalled(f"nothing read for {self.after_s:.0f} s at (position, end) {behind}")
 
 
 def make_producer(cfg: KafkaSettings, **overrides: Any) -> KafkaProducer:

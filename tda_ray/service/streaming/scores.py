@@ -21,7 +21,7 @@ import ray
 from kafka import KafkaConsumer
 
 from tda_ray.service.settings import Settings
-from tda_ray.service.streaming.kafka import make_stage_consumer, quiet_kafka_logs
+from tda_ray.service.streaming.kafka import StallWatch, make_stage_consumer, quiet_kafka_logs
 
 __all__ = ["SCORE_INGESTER_NAME", "ScoreStore", "score_ingester_status", "start_score_ingester"]
 
@@ -47,7 +47,13 @@ class ScoreIngester:
         quiet_kafka_logs()
         self.cfg, self.stream = settings.kafka, settings.stream
         self.store = store_factory(settings)
-        self.stats: dict[str, Any] = {"ingested": 0, "redelivered": 0, "state": "starting", "last_error": None}
+        self.stats: dict[str, Any] = {
+            "ingested": 0,
+            "redelivered": 0,
+            "reconnects": 0,
+            "state": "starting",
+            "last_error": None,
+        }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tda-score-ingester", daemon=True)
         self._thread.start()
@@ -61,6 +67,7 @@ class ScoreIngester:
 
     def _loop(self) -> None:
         consumer: KafkaConsumer | None = None
+        watch = StallWatch(expect_partitions=True)  # the group's only member
         while not self._stop.is_set():
             try:
                 if consumer is None:
@@ -72,19 +79,23 @@ class ScoreIngester:
                         isolation_level="read_committed",
                     )
                     self.stats["state"] = "up"
+                    watch.progressed()
                 batch = consumer.poll(timeout_ms=200, max_records=500)
                 records = [json.loads(r.value) for part in batch.values() for r in part if r.value]
                 if not records:
                     # Under read_committed the broker answers a fetch at once while the Flink job's transaction
                     # is open (that is, nearly always), so an empty poll would spin: wait a little instead.
                     self._stop.wait(IDLE_WAIT_S)
+                    watch.check(consumer)
                     continue
+                watch.progressed()
                 new = self.store.save_scores(records)
                 self.stats["ingested"] += new
                 self.stats["redelivered"] += len(records) - new
                 consumer.commit()
             except Exception as exc:  # broker or store briefly gone: reconnect; uncommitted scores come again
                 self.stats.update(state="down", last_error=f"{type(exc).__name__}: {exc}")
+                self.stats["reconnects"] += 1
                 log.warning("score ingester: %s", exc)
                 with contextlib.suppress(Exception):
                     consumer.close()  # type: ignore[union-attr]

@@ -25,7 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from tda_ray.service.settings import Settings
 from tda_ray.service.streaming import messages
-from tda_ray.service.streaming.kafka import make_producer, make_stage_consumer, quiet_kafka_logs
+from tda_ray.service.streaming.kafka import StallWatch, make_producer, make_stage_consumer, quiet_kafka_logs
 
 __all__ = ["WINDOW_WORKER_PREFIX", "start_window_workers", "stop_window_workers", "window_workers_status"]
 
@@ -51,6 +51,7 @@ class WindowWorker:
             "last_batch_s": None,
             "state": "starting",
         }
+        self._watch = StallWatch()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tda-window-worker", daemon=True)
         self._thread.start()
@@ -80,6 +81,7 @@ class WindowWorker:
                 if consumer is None or producer is None:
                     consumer, producer = self._connect()
                     self.stats["state"] = "up"
+                    self._watch.progressed()
                 self._step(consumer, producer)
             except Exception as exc:  # broker gone: drop the clients, back off, reconnect (nothing committed)
                 self.stats.update(state="down", last_error=f"{type(exc).__name__}: {exc}")
@@ -97,7 +99,9 @@ class WindowWorker:
         batch = consumer.poll(timeout_ms=200, max_records=self.stream.worker_batch)
         records = [r for part in batch.values() for r in part]
         if not records:
+            self._watch.check(consumer)
             return
+        self._watch.progressed()
         t0 = time.perf_counter()
         clouds, bad = [], 0
         for r in records:
