@@ -192,8 +192,8 @@ class Client:
     def upload(
         self, points: Any, name: str | None = None, progress: bool = False, kind: str | None = None
     ) -> dict[str, Any]:
-        """Upload an ``(n, d)`` array (sent as ``.npy``) or a file path (.npy, .csv/.txt, .parquet);
-        ``kind="distance_matrix"``: a square matrix of distances instead of points."""
+        """Upload an ``(n, d)`` array (as ``.npy``) or a file (.npy, .csv/.txt, .parquet); ``kind``: "distance_matrix"
+        (a square matrix of distances), "image" (a 2-D image or 3-D volume, for cubical jobs)."""
         if isinstance(points, (str, os.PathLike)):
             return self.upload_file(points, name=name, progress=progress, kind=kind)
         arr = np.asarray(points)

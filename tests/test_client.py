@@ -91,6 +91,19 @@ def test_cocycles_through_the_service_equal_the_engine(client: Client) -> None:
     assert err.value.status_code == 422 and "collapse_edges" in str(err.value)
 
 
+def test_a_volume_uploaded_as_an_image_gets_its_cubical_diagrams(client: Client) -> None:
+    from tda_ray import cubical_persistence
+
+    volume = np.random.default_rng(5).normal(size=(4, 6, 5))
+    pc = client.upload(volume, kind="image")
+    assert (pc["kind"], pc["shape"], pc["n_points"], pc["dim"]) == ("image", [4, 6, 5], 24, 5)
+    job = client.submit(pc["id"], algorithm="cubical", maxdim=2, construction="T")
+    client.wait(job["id"], timeout=120)
+    ref = cubical_persistence(volume, maxdim=2, construction="T")
+    got = client.result(job["id"]).diagrams
+    assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(got, ref.diagrams, strict=True))
+
+
 def test_upload_files_and_reuse_the_cloud(client: Client, tmp_path: Path) -> None:
     X = cloud(70, seed=2, d=2)
     npy, csv = tmp_path / "c.npy", tmp_path / "c.csv"

@@ -386,6 +386,28 @@ def test_landmark_result_shows_eps_and_its_bound(console: Console, http: httpx.C
         assert shown == pytest.approx(landmarks[field], rel=1e-3)
 
 
+def test_cocycles_are_listed_with_their_classes(console: Console, http: httpx.Client) -> None:
+    t = np.linspace(0, 2 * np.pi, 30, endpoint=False)
+    circle = np.c_[np.cos(t), np.sin(t)] + np.random.default_rng(14).normal(scale=0.05, size=(30, 2))
+    job = finished_job(http, upload_points(http, circle, "circle"), maxdim=1, cocycles=True)
+    result = http.get(f"/v1/jobs/{job}/result").json()
+    page = console.open(f"#/job/{job}")
+    page.wait_for_selector('table[data-cocycles="1"]')
+    rows = page.locator('table[data-cocycles="1"] tbody tr')
+    assert rows.count() == min(12, len(result["diagrams"][1])) > 0
+    first = rows.first  # the longest-lived class: the circle's, essential or not
+    i = int(first.get_attribute("data-class") or -1)
+    life = [math.inf if d is None else d - b for b, d in result["diagrams"][1]]
+    assert life[i] == max(life)
+    cells = first.locator("td")
+    assert cells.nth(2).inner_text().replace(",", "") == str(len(result["cocycles"][1][i]))
+    u, v, c = result["cocycles"][1][i][0]
+    assert cells.nth(3).inner_text().startswith(f"[{u},{v}]×{c}")
+    with page.expect_download() as svg:
+        page.get_by_role("button", name="Barcode SVG").click()
+    assert Path(svg.value.path()).read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+
+
 def test_compare_overlays_two_results(console: Console, http: httpx.Client) -> None:
     rng = np.random.default_rng(11)
     a = finished_job(http, upload_points(http, rng.normal(size=(60, 2)), "cmp-a"), maxdim=1)

@@ -227,7 +227,28 @@ def test_image_uploads_and_cubical_jobs(http: httpx.Client) -> None:
     pages = [Image.fromarray(img), Image.fromarray(img)]
     pages[0].save(stack, format="TIFF", save_all=True, append_images=pages[1:])
     vol = http.post("/v1/pointclouds", files={"file": ("v.tif", stack.getvalue())})
-    assert vol.status_code == 422 and "2-D images" in vol.json()["detail"]
+    assert vol.status_code == 201, vol.text
+    assert (vol.json()["shape"], vol.json()["n_points"], vol.json()["dim"]) == ([2, 18, 14], 36, 14)
+    assert pc["shape"] == [18, 14]
+    volume = np.random.default_rng(10).normal(size=(5, 6, 7))
+    raw = http.post("/v1/pointclouds?kind=image", content=_npy(volume), headers={"Content-Type": "application/x-npy"})
+    assert raw.status_code == 201 and raw.json()["shape"] == [5, 6, 7], raw.text
+    assert http.get(f"/v1/pointclouds/{raw.json()['id']}").json()["shape"] == [5, 6, 7]
+    for upload, ref_grid in ((vol.json(), np.stack([img, img]).astype(np.float64)), (raw.json(), volume)):
+        vjob = http.post(
+            "/v1/jobs", json={"pointcloud_id": upload["id"], "algorithm": "cubical", "params": {"maxdim": 2}}
+        )
+        assert vjob.status_code == 202, vjob.text
+        assert wait_done(http, vjob.json()["id"])["status"] == "succeeded"
+        vres = http.get(f"/v1/jobs/{vjob.json()['id']}/result").json()
+        assert vres["diagrams"] == tda_ray.cubical_persistence(ref_grid, maxdim=2).to_json_dict()["diagrams"]
+        assert vres["shape"] == list(ref_grid.shape), sorted(vres)
+    four = http.post(
+        "/v1/pointclouds?kind=image",
+        content=_npy(np.zeros((2, 2, 2, 2))),
+        headers={"Content-Type": "application/x-npy"},
+    )
+    assert four.status_code == 422 and "3-D volume" in four.json()["detail"], four.text
     bad = http.post("/v1/pointclouds", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken")})
     assert bad.status_code == 422 and "not a readable PNG" in bad.json()["detail"]
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     fmt_name = tio.resolve_format(args.file, args.format)
     if tio.is_distance_format(fmt_name):
         fail(f"{args.file} is a distance matrix: use tda-ray rips")
-    image: Any = tio.load(args.file, fmt_name)
+    image: Any = tio.load_grid(args.file, fmt_name)
     result = run_cancellable(
         lambda token, on_progress: run_cubical(image, params, options, cancel=token, progress=on_progress), show
     )

@@ -57,6 +57,8 @@ __all__ = [
     "load_distance_matrix",
     "load_lower_distance_matrix",
     "load_npy",
+    "load_grid",
+    "load_grid_bytes",
     "load_parquet",
     "load_point_cloud",
     "resolve_format",
@@ -92,6 +94,26 @@ def load_bytes(data: bytes, format: str = "auto", name: str = "<upload>") -> Flo
     if format == "image":
         return load_image_bytes(data, name)
     return parse_text(format, decode(data, name), name)
+
+
+def load_grid(path: PathLike, format: str = "auto") -> FloatArray:
+    """Like :func:`load` for cubical persistence: a 2-D image or a 3-D volume (a TIFF stack, a 3-D ``.npy``)."""
+    p = Path(path)
+    format = resolve_format(p, format)
+    if format == "npy":
+        with p.open("rb") as fh:
+            return load_npy_stream(fh, str(p), grid=True)
+    return load(p, format)
+
+
+def load_grid_bytes(data: bytes, format: str = "auto", name: str = "<upload>") -> FloatArray:
+    """Like :func:`load_grid` for in-memory content (an upload)."""
+    check_format(format)
+    if format == "auto":
+        format = detect_format(name, data[:8])
+    if format == "npy":
+        return load_npy_stream(_io.BytesIO(data), name, grid=True)
+    return load_bytes(data, format, name)
 
 
 def load_point_cloud(path: PathLike) -> FloatArray:

@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tda_ray.io.arrays import FloatArray, check_finite
+from tda_ray.io.arrays import FloatArray, as_float_grid, check_finite
 from tda_ray.io.formats import NPY_MAGIC, ZIP_MAGIC
 
 __all__ = ["NpyFile", "load_npy_stream", "npy_bytes", "npy_header_bytes", "read_npy_header", "read_rows"]
 
 
-def read_npy_header(fh: Any, source: str) -> tuple[tuple[int, int], bool, np.dtype[Any]]:
-    """``(shape, fortran_order, dtype)`` of a 2-D numeric ``.npy`` at the start of ``fh``, which is left at the
-    first data byte; ValueError naming the problem (pickles, .npz, objects, other ranks) otherwise."""
+def read_npy_header(fh: Any, source: str, grid: bool = False) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` of a 2-D numeric ``.npy`` (with ``grid``, also a 3-D volume) at the
+    start of ``fh``, which is left at the first data byte; ValueError naming the problem (pickles, .npz,
+    objects, other ranks) otherwise."""
     head = fh.read(len(NPY_MAGIC))
     if head.startswith(ZIP_MAGIC[:2]):
         raise ValueError(f"{source}: an .npz archive, not a single .npy array; save one array with numpy.save")
@@ -37,9 +38,11 @@ def read_npy_header(fh: Any, source: str) -> tuple[tuple[int, int], bool, np.dty
         raise ValueError(f"{source}: .npy holds Python objects (dtype object); only numeric arrays are accepted")
     if dtype.kind not in "iuf":
         raise ValueError(f"{source}: .npy dtype {dtype} is not a real numeric type")
-    if len(shape) != 2:
+    if grid and len(shape) not in (2, 3):
+        raise ValueError(f"{source}: expected a 2-D image or a 3-D volume, got shape {tuple(shape)}")
+    if not grid and len(shape) != 2:
         raise ValueError(f"{source}: expected a 2-D array (points x coordinates), got shape {tuple(shape)}")
-    return (int(shape[0]), int(shape[1])), bool(fortran), dtype
+    return tuple(int(n) for n in shape), bool(fortran), dtype
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ def read_rows(fh: Any, f: NpyFile, start: int, stop: int) -> npt.NDArray[Any]:
     return arr
 
 
-def load_npy_stream(fh: Any, source: str) -> FloatArray:
-    """A whole 2-D numeric ``.npy`` from a binary file object, as float64; refuses pickles and NaN/inf."""
-    read_npy_header(fh, source)
+def load_npy_stream(fh: Any, source: str, grid: bool = False) -> FloatArray:
+    """A whole 2-D numeric ``.npy`` (with ``grid``, also 3-D) from a binary file object, as float64; refuses
+    pickles and NaN/inf."""
+    read_npy_header(fh, source, grid)
     fh.seek(0)
     try:
         arr = np.load(fh, allow_pickle=False)
@@ -95,6 +99,8 @@ def load_npy_stream(fh: Any, source: str) -> FloatArray:
         raise ValueError(f"{source}: unreadable .npy data: {exc}") from exc
     if arr.size == 0:
         raise ValueError(f"{source}: empty array of shape {arr.shape}")
+    if grid:
+        return as_float_grid(arr, source)
     out = np.ascontiguousarray(arr, dtype=np.float64)
     check_finite(out, source)
     return out

@@ -114,10 +114,15 @@ class PointCloudOut(BaseModel):
         default="points",
         description=(
             "points: one row per point (n_points x dim); distance_matrix: an n_points x n_points matrix of "
-            "distances (dim = n_points), for Vietoris–Rips jobs; image: a PNG/TIFF's pixel values (n_points "
-            "rows x dim columns), for cubical jobs; graph: an edge list, rows (u, v, weight) (n_points vertices, "
-            "dim 3), for Vietoris–Rips jobs (params.graph_filtration)."
+            "distances (dim = n_points), for Vietoris–Rips jobs; image: a 2-D image's pixel values (n_points "
+            "rows x dim columns) or a 3-D volume's (shape [depth, rows, columns]; n_points = depth x rows), "
+            "for cubical jobs; graph: an edge list, rows (u, v, weight) (n_points vertices, dim 3), for "
+            "Vietoris–Rips jobs (params.graph_filtration)."
         ),
+    )
+    shape: list[int] = Field(
+        default_factory=list,
+        description="The stored array's shape: [n_points, dim], or a volume's [depth, rows, columns]",
     )
 
 

@@ -21,7 +21,7 @@ from tda_ray.engine.params import Params
 from tda_ray.engine.registry import Algorithm, get_algorithm
 from tda_ray.engine.rips import check_distance_matrix
 from tda_ray.engine.summary import DiagramSummary
-from tda_ray.io.arrays import as_float_matrix
+from tda_ray.io.arrays import as_float_grid, as_float_matrix
 from tda_ray.service.jobs.admission import Admission
 from tda_ray.service.jobs.analysis import DistanceQuery, VectorsQuery, diagram_distances, diagram_vectors
 from tda_ray.service.jobs.errors import EventsUnavailable, InvalidRequest, PayloadTooLarge
@@ -105,12 +105,17 @@ class JobService:
     def create_pointcloud(
         self, points: Any, name: str | None, source: str = "json", kind: str = "points"
     ) -> PointCloudRecord:
-        """A point cloud, or with ``kind="distance_matrix"`` a square matrix of distances between points."""
+        """A point cloud, or with ``kind="distance_matrix"`` a square matrix of distances between points
+        (``graph``: an edge list; ``image``: a 2-D image or a 3-D volume)."""
         what = _KINDS[kind].split(" ", 1)[1]
         if kind == "graph":
             return self._create_graph(points, name, source)
-        if kind == "image" and getattr(points, "ndim", 2) != 2:
-            raise InvalidRequest(f"an image of shape {points.shape}: the service takes 2-D images (one TIFF page)")
+        if kind == "image":
+            try:
+                grid = as_float_grid(points, what)
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from exc
+            return self.store.create_pointcloud(grid, name=name, source=source, kind=kind)
         arr = validate_points(points, self.settings, what)
         if kind == "distance_matrix":
             try:
@@ -143,7 +148,7 @@ class JobService:
                 raise InvalidRequest(f"{filename} is {_KINDS[implied]} by its format, not {_KINDS[kind]}")
             kind = implied
         try:
-            arr = tio.load_bytes(data, fmt, name=filename)
+            arr = tio.load_grid_bytes(data, fmt, filename) if kind == "image" else tio.load_bytes(data, fmt, filename)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         return self.create_pointcloud(arr, name or filename, source=fmt, kind=kind or "points")

@@ -102,6 +102,12 @@ class PointCloudRecord:
     source: str
     created_at: datetime
     kind: str = "points"  # or "distance_matrix": a square matrix of distances between n points
+    shape: tuple[int, ...] | None = None  # a volume's (depth, rows, columns); None: (n_points, dim)
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """The stored array's shape."""
+        return self.shape or (self.n_points, self.dim)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def _pc_record(row: Any) -> PointCloudRecord:
         source=row.source,
         created_at=row.created_at,
         kind=row.kind or "points",
+        shape=tuple(row.shape) if row.shape else None,
     )
 
 
@@ -98,12 +99,16 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys, Outbox):
         n_points: int | None = None,
     ) -> PointCloudRecord:
         """Store an array; ``n_points`` (default: its rows) and ``dim`` (its columns) go into the record (a
-        graph's edge list counts its vertices)."""
+        graph's edge list counts its vertices; a 3-D volume's rows are its slices' rows, its shape is kept)."""
         pc_id = new_id()
         key = f"pointclouds/{pc_id}.npy"
         self.blobs.put(key, npy_bytes(np.ascontiguousarray(points, dtype=np.float64)))
-        n = int(points.shape[0]) if n_points is None else n_points
-        return self._register_pointcloud(pc_id, key, n, int(points.shape[1]), name, source, kind)
+        shape = tuple(int(x) for x in points.shape)
+        rows = int(np.prod(shape[:-1]))
+        n = rows if n_points is None else n_points
+        return self._register_pointcloud(
+            pc_id, key, n, shape[-1], name, source, kind, shape=shape if len(shape) != 2 else None
+        )
 
     def create_pointcloud_from_blocks(
         self, blocks: Iterable[npt.NDArray[np.float64]], *, n_points: int, dim: int, name: str | None, source: str
@@ -135,10 +140,18 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys, Outbox):
         return self._register_pointcloud(pc_id, key, n_points, dim, name, source)
 
     def _register_pointcloud(
-        self, pc_id: str, key: str, n_points: int, dim: int, name: str | None, source: str, kind: str = "points"
+        self,
+        pc_id: str,
+        key: str,
+        n_points: int,
+        dim: int,
+        name: str | None,
+        source: str,
+        kind: str = "points",
+        shape: tuple[int, ...] | None = None,
     ) -> PointCloudRecord:
         rec = PointCloudRecord(
-            id=pc_id, name=name, n_points=n_points, dim=dim, source=source, created_at=utcnow(), kind=kind
+            id=pc_id, name=name, n_points=n_points, dim=dim, source=source, created_at=utcnow(), kind=kind, shape=shape
         )
         with self._write() as conn:
             conn.execute(
@@ -150,6 +163,7 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys, Outbox):
                     source=rec.source,
                     blob_key=key,
                     kind=rec.kind,
+                    shape=list(shape) if shape else None,
                     created_at=rec.created_at,
                 )
             )

@@ -49,6 +49,8 @@ pointclouds = sa.Table(
     sa.Column("blob_key", sa.String(200), nullable=False),
     # What the stored array is: "points" (rows are points) or "distance_matrix"; null in rows of older versions.
     sa.Column("kind", sa.String(16), nullable=True),
+    # A volume's grid (depth, rows, columns), stored as rows = depth * rows; null for 2-D arrays.
+    sa.Column("shape", sa.JSON, nullable=True),
     # Indexed for GET /v1/pointclouds (newest first).
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
@@ -164,6 +166,7 @@ ADDED_COLUMNS = [
     ("uploads", "error", "TEXT"),
     ("jobs", "memory_bytes", "BIGINT"),
     ("pointclouds", "kind", "VARCHAR(16)"),
+    ("pointclouds", "shape", "JSON"),
 ]
 
 

@@ -27,7 +27,7 @@ STREAM_CHUNK = 4 * 1024 * 1024  # bytes handed to storage per write while a body
 
 
 def pointcloud_out(pc: PointCloudRecord) -> PointCloudOut:
-    return PointCloudOut.model_validate(pc, from_attributes=True)
+    return PointCloudOut.model_validate({**vars(pc), "shape": list(pc.grid_shape)})
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:

@@ -79,7 +79,7 @@ function CloudTable({ list }) {
       ${list.items.map(
         (pc) => html`<tr key=${pc.id} data-id=${pc.id}>
           <td>${pc.name || html`<span class="muted">unnamed</span>`}</td><td><code title=${pc.id}>${shortId(pc.id)}</code></td>
-          <td class="num">${pc.n_points.toLocaleString("en-US")}</td><td class="num">${pc.dim}</td><td>${pc.source}${pc.kind && pc.kind !== "points" ? ` (${pc.kind.replace("_", " ")})` : ""}</td>
+          <td class="num">${pc.n_points.toLocaleString("en-US")}</td><td class="num">${pc.dim}</td><td>${pc.source}${pc.kind && pc.kind !== "points" ? ` (${pc.kind.replace("_", " ")}${pc.shape?.length === 3 ? ` ${pc.shape.join("×")}` : ""})` : ""}</td>
           <td>${when(pc.created_at)}</td><td><a href=${`${href("jobs")}?pc=${pc.id}`}>New job</a></td>
         </tr>`,
       )}

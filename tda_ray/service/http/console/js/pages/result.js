@@ -94,6 +94,8 @@ function Downloads({ id }) {
     <button type="button" onClick=${() => get("result", `tda-${shortId(id)}.json`)}>Result JSON</button>
     <button type="button" onClick=${() => get("diagram.svg", `tda-${shortId(id)}.svg`)}>Diagram SVG</button>
     <button type="button" onClick=${() => get("diagram.png", `tda-${shortId(id)}.png`)}>Diagram PNG</button>
+    <button type="button" onClick=${() => get("barcode.svg", `tda-${shortId(id)}-barcode.svg`)}>Barcode SVG</button>
+    <button type="button" onClick=${() => get("barcode.png", `tda-${shortId(id)}-barcode.png`)}>Barcode PNG</button>
     <a href=${`${href("compare")}?a=${id}`}>Compare with another result</a>
     <${ErrorBox} error=${error} />
   </div>`;
@@ -123,6 +125,36 @@ function Charts({ result }) {
   </div>`;
 }
 
+const COCYCLE_ROWS = 12; // classes listed per dimension, longest-lived first
+const SIMPLICES_SHOWN = 4;
+
+// A representative cocycle per class (params.cocycles): its size and its first simplices with coefficients.
+function Cocycles({ result }) {
+  const dims = result.cocycles.map((_, k) => k).filter((k) => k >= 1 && result.diagrams[k]?.length);
+  const [dim, setDim] = useState(dims[0] ?? 1);
+  if (!dims.length) return null;
+  const pairs = result.diagrams[dim] || [];
+  const life = ([b, d]) => (d === null ? Infinity : d - b);
+  const order = pairs.map((_, i) => i).sort((i, j) => life(pairs[j]) - life(pairs[i])).slice(0, COCYCLE_ROWS);
+  const simplex = (row) => `[${row.slice(0, -1).join(",")}]×${row[row.length - 1]}`;
+  return html`<section class="cocycles" aria-labelledby="cocycles-title">
+    <h2 id="cocycles-title">Representative cocycles</h2>
+    <${Tabs} labels=${dims.map((k) => `H${k}`)} selected=${dims.indexOf(dim)} onSelect=${(i) => setDim(dims[i])}
+      label="Homology dimension of the cocycles" />
+    <div class="table-wrap"><table class="numbers" data-cocycles=${dim}>
+      <caption>H${dim}: ${num(pairs.length)} classes, the ${order.length} longest-lived (simplex vertices × coefficient)</caption>
+      <thead><tr><th scope="col">class</th><th scope="col">birth</th><th scope="col">death</th>
+        <th scope="col">simplices</th><th scope="col">first simplices</th></tr></thead>
+      <tbody>${order.map((i) => {
+        const rows = result.cocycles[dim][i];
+        return html`<tr data-class=${i}><th scope="row">${i}</th><td class="num">${num(pairs[i][0])}</td>
+          <td class="num">${pairs[i][1] === null ? "∞" : num(pairs[i][1])}</td><td class="num">${num(rows.length)}</td>
+          <td><code>${rows.slice(0, SIMPLICES_SHOWN).map(simplex).join(" ")}${rows.length > SIMPLICES_SHOWN ? " …" : ""}</code></td></tr>`;
+      })}</tbody>
+    </table></div>
+  </section>`;
+}
+
 export function ResultPage({ route }) {
   const id = route.args[0];
   const [job, error, setJob] = useJob(id);
@@ -141,6 +173,7 @@ export function ResultPage({ route }) {
       <${Downloads} id=${id} />
       <${Summary} result=${result} />
       <${Charts} result=${result} />
+      ${result.cocycles && html`<${Cocycles} result=${result} />`}
     </div>`}
   </section>`;
 }
