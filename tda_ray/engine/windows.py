@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tda_ray.engine import diagrams as dg
-from tda_ray.engine.params import RipsParams, RunOptions
+from tda_ray.engine.params import CollapseMode, RipsParams, RunOptions
 from tda_ray.engine.rips import run_rips
 
 __all__ = ["LONG_BAR", "window_features"]
@@ -32,6 +32,11 @@ LONG_BAR = 0.1
 # does not cost a full Rips complex.  Bars alive at the cap end there (but the one H0 class that never
 # dies): its cut-off diagram, the one the features and the vector are read from.
 FILTRATION_CAP = 1.0
+# Windows in up to this many dimensions collapse their edges first, whatever maxdim: measured here on
+# 100-800 points in 2-D and 3-D the collapse took 0.3-0.9x the time of H0+H1 without it (a delay-embedded
+# window of the default spec: 0.59x), but 1.7-1.9x in 5-D, so "auto" (which skips it below dimension 2)
+# stays the rule above it.  The diagrams are the same either way.
+COLLAPSE_MAX_AMBIENT_DIM = 3
 
 
 def _cut_off(diagrams: Sequence[np.ndarray], cap: float) -> list[np.ndarray]:
@@ -93,7 +98,8 @@ def window_features(cloud: dict[str, Any], options: RunOptions | None = None) ->
             "n_points": 0,
         }
     cap = FILTRATION_CAP * scale
-    res = run_rips(points, RipsParams(maxdim=maxdim, threshold=cap), options)
+    collapse: CollapseMode = True if points.shape[1] <= COLLAPSE_MAX_AMBIENT_DIM else "auto"
+    res = run_rips(points, RipsParams(maxdim=maxdim, threshold=cap, collapse_edges=collapse), options)
     diagrams = _cut_off(res.diagrams, cap)
     return {
         "features": features_of(diagrams, scale),
