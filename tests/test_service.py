@@ -266,6 +266,7 @@ def test_graph_uploads_and_both_filtrations(http: httpx.Client) -> None:
     for how, r in uploads.items():
         assert r.status_code == 201, (how, r.text)
         assert (r.json()["kind"], r.json()["n_points"], r.json()["dim"]) == ("graph", 16, 3), how
+        assert r.json()["shape"] == [len(rows), 3], how  # the stored edge list's
     pc_id = uploads["json"].json()["id"]
     for filtration in ("edge", "shortest_path"):
         job = submit(http, uploads["csv"].json()["id"], maxdim=1, graph_filtration=filtration)

@@ -107,7 +107,15 @@ class Store(UploadSessions, StreamRecords, IdempotencyKeys, Outbox):
         rows = int(np.prod(shape[:-1]))
         n = rows if n_points is None else n_points
         return self._register_pointcloud(
-            pc_id, key, n, shape[-1], name, source, kind, shape=shape if len(shape) != 2 else None
+            # Kept where (n_points, dim) does not say it: a volume, or a graph's edge list (rows: edges).
+            pc_id,
+            key,
+            n,
+            shape[-1],
+            name,
+            source,
+            kind,
+            shape=shape if len(shape) != 2 or n != rows else None,
         )
 
     def create_pointcloud_from_blocks(
