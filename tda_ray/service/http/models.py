@@ -122,7 +122,7 @@ class PointCloudOut(BaseModel):
     )
     shape: list[int] = Field(
         default_factory=list,
-        description="The stored array's shape: [n_points, dim]; a volume's [depth, rows, columns]; edge lists [edges, 3]",
+        description="The stored array's shape: [n_points, dim]; a volume's [depth, rows, cols]; a graph's [edges, 3]",
     )
 
 
